@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is a step of them.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV := PATH="$(HOME)/.local/bin:$$PATH" uv
+
+.PHONY: run test install install-dev lint typecheck pytest
+
+run: install ## Install from the lock file and start ReflexBlue at http://127.0.0.1:8000
+	$(UV) run --frozen --no-dev reflexblue serve
+
+test: install-dev lint typecheck pytest ## Install everything and run the whole test suite
+
+install:
+	@scripts/ensure-uv
+	$(UV) sync --frozen --no-dev
+
+install-dev:
+	@scripts/ensure-uv
+	@scripts/ensure-system-packages
+	$(UV) sync --frozen
+
+lint:
+	$(UV) run --frozen ruff format --check src tests bench
+	$(UV) run --frozen ruff check src tests bench
+
+typecheck:
+	$(UV) run --frozen mypy
+
+pytest:
+	$(UV) run --frozen pytest -n 2 --dist loadgroup

@@ -1,0 +1,146 @@
+"""Users, their passwords and their Management API tokens."""
+
+import logging
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reflexblue.accounts.models import Role, User, UserToken
+from reflexblue.accounts.passwords import hash_password, needs_rehash, verify_password
+from reflexblue.accounts.schemas import UserCreate
+from reflexblue.audit.service import Actor, record
+from reflexblue.core.crypto import hash_token, new_token
+from reflexblue.core.database import utcnow
+from reflexblue.core.errors import Conflict, FieldError, NotFound, Unauthenticated
+
+logger = logging.getLogger(__name__)
+
+USER_TOKEN_PREFIX = "rbu_"  # noqa: S105 - a public prefix, not a secret
+FIRST_ADMIN_USERNAME = "admin"
+GENERATED_PASSWORD_BYTES = 18
+# Writing last_used_at on every request would turn every read into a write.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+async def create_user(session: AsyncSession, data: UserCreate, actor: Actor) -> User:
+    user = User(
+        username=data.username, password_hash=hash_password(data.password), role=data.role.value
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        message = f"A user named {data.username!r} already exists."
+        raise Conflict(message, [FieldError("username", message)]) from None
+    record(
+        session,
+        actor,
+        "user.created",
+        target_type="user",
+        target_id=user.id,
+        target_name=user.username,
+        changes={"role": {"to": user.role}},
+    )
+    return user
+
+
+async def get_user(session: AsyncSession, username: str) -> User:
+    user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"No user is named {username!r}.")
+    return user
+
+
+async def ensure_first_admin(session: AsyncSession, password: str | None) -> str | None:
+    """Create `admin` when there are no users yet. Returns the password if it was generated."""
+    if await session.scalar(select(User.id).limit(1)) is not None:
+        return None
+    generated = password is None
+    password = password or secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+    user = User(
+        username=FIRST_ADMIN_USERNAME, password_hash=hash_password(password), role=Role.ADMIN.value
+    )
+    session.add(user)
+    await session.flush()
+    record(
+        session,
+        Actor("system", "start-up"),
+        "user.created",
+        target_type="user",
+        target_id=user.id,
+        target_name=user.username,
+        changes={"role": {"to": user.role}},
+    )
+    logger.info("created the first administrator", extra={"username": user.username})
+    return password if generated else None
+
+
+async def authenticate_password(session: AsyncSession, username: str, password: str) -> User:
+    user = await session.scalar(select(User).where(User.username == username))
+    if not verify_password(user.password_hash if user else None, password) or user is None:
+        raise Unauthenticated("The user name or password is not right.")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+async def create_token(
+    session: AsyncSession, username: str, name: str, actor: Actor
+) -> tuple[UserToken, str]:
+    """A new Management API token; the plain token is returned here and never again."""
+    user = await get_user(session, username)
+    token = new_token(USER_TOKEN_PREFIX)
+    row = UserToken(user_id=user.id, name=name, token_hash=hash_token(token), last_four=token[-4:])
+    session.add(row)
+    await session.flush()
+    record(
+        session,
+        actor,
+        "token.created",
+        target_type="user_token",
+        target_id=row.id,
+        target_name=name,
+    )
+    return row, token
+
+
+async def list_tokens(session: AsyncSession, username: str) -> list[UserToken]:
+    user = await get_user(session, username)
+    query = select(UserToken).where(UserToken.user_id == user.id).order_by(UserToken.created_at)
+    return list(await session.scalars(query))
+
+
+async def revoke_token(session: AsyncSession, token_id: str, actor: Actor) -> UserToken:
+    row = await session.get(UserToken, token_id)
+    if row is None:
+        raise NotFound(f"No token has the id {token_id!r}.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        record(
+            session,
+            actor,
+            "token.revoked",
+            target_type="user_token",
+            target_id=row.id,
+            target_name=row.name,
+        )
+    return row
+
+
+async def authenticate_token(session: AsyncSession, token: str) -> User:
+    """The user a bearer token belongs to. Lookup is by hash, so timing says nothing of it."""
+    if not token.startswith(USER_TOKEN_PREFIX):
+        raise Unauthenticated("The token is not a Management API token (rbu_…).")
+    row = await session.scalar(select(UserToken).where(UserToken.token_hash == hash_token(token)))
+    if row is None or row.revoked_at is not None:
+        raise Unauthenticated("The token is unknown or has been revoked.")
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
+        row.last_used_at = now
+    user = await session.get(User, row.user_id)
+    if user is None:
+        raise Unauthenticated("The token is unknown or has been revoked.")
+    return user

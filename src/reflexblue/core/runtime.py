@@ -1,0 +1,42 @@
+"""What a running process holds: settings, the database, and the box that opens secrets."""
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from reflexblue.core.crypto import SecretBox
+from reflexblue.core.database import create_engine, create_sessionmaker
+from reflexblue.core.keyring import open_secret_box
+from reflexblue.core.migrations import apply_migrations
+from reflexblue.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    box: SecretBox
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def start_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+    """Open the database, bring its schema up to date and prove the master key fits it."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.sqlalchemy_url)
+    try:
+        if migrate:
+            await apply_migrations(engine)
+        sessions = create_sessionmaker(engine)
+        box = await open_secret_box(settings, sessions)
+    except BaseException:
+        await engine.dispose()
+        raise
+    logger.info("database ready", extra={"backend": engine.dialect.name})
+    return Runtime(settings=settings, engine=engine, sessions=sessions, box=box)

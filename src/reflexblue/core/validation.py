@@ -1,0 +1,103 @@
+"""One set of input rules for console, APIs and CLI, and one translation of their failures."""
+
+import unicodedata
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from reflexblue.core.errors import FieldError, ValidationFailed
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Line breaks and tabs are allowed in long free text only.
+_MULTILINE_ALLOWED = frozenset("\n\r\t")
+
+
+def text_rule(*, max_length: int, required: bool, multiline: bool = False) -> Callable[[str], str]:
+    """Trim, then check presence, length and characters, in the order a person fixes them."""
+
+    def check(value: str) -> str:
+        value = value.strip()
+        if required and not value:
+            raise PydanticCustomError("blank", "This field is required and may not be blank.")
+        if len(value) > max_length:
+            raise PydanticCustomError(
+                "too_long",
+                "Use at most {max_length} characters (this has {length}).",
+                {"max_length": max_length, "length": len(value)},
+            )
+        allowed = _MULTILINE_ALLOWED if multiline else frozenset()
+        if any(unicodedata.category(char) == "Cc" and char not in allowed for char in value):
+            raise PydanticCustomError(
+                "control_character", "Control characters (such as NUL) are not allowed."
+            )
+        return value
+
+    return check
+
+
+def identifier_rule(value: str) -> str:
+    """Only ASCII letters, digits and `_`, as the Export ID rule says."""
+    if not value.isascii() or not all(char.isalnum() or char == "_" for char in value):
+        raise PydanticCustomError(
+            "identifier_characters",
+            "Use only letters (A–Z, a–z), digits (0–9) and the underscore (_).",
+        )
+    return value
+
+
+def reject_null(value: object) -> object:
+    """For partial updates: a field may be left out, but not set to null."""
+    if value is None:
+        raise PydanticCustomError("null", "May not be null; leave the field out to keep its value.")
+    return value
+
+
+def parse(model: type[ModelT], data: Mapping[str, Any]) -> ModelT:
+    """Validate input from any door; failures become ValidationFailed with per-field messages."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise validation_failed(error.errors()) from None
+
+
+def validation_failed(details: list[ErrorDetails] | Any) -> ValidationFailed:
+    errors = [FieldError(field=_field_name(detail), message=_message(detail)) for detail in details]
+    fields = ", ".join(sorted({error.field for error in errors}))
+    return ValidationFailed(f"Some fields are not valid: {fields}.", errors)
+
+
+def _field_name(detail: Mapping[str, Any]) -> str:
+    location = [str(part) for part in detail.get("loc", ()) if part not in ("body", "query")]
+    return ".".join(location) or "body"
+
+
+_MESSAGES = {
+    "missing": "This field is required.",
+    "extra_forbidden": "This field is not known; remove it.",
+    "string_type": "Must be a string.",
+    "int_type": "Must be a whole number.",
+    "int_parsing": "Must be a whole number.",
+    "bool_type": "Must be true or false.",
+    "model_type": "Must be a JSON object.",
+    "model_attributes_type": "Must be a JSON object.",
+    "dict_type": "Must be a JSON object.",
+    "list_type": "Must be a JSON array.",
+    "json_invalid": "The body is not valid JSON.",
+    "literal_error": "Must be one of: {expected}.",
+    "enum": "Must be one of: {expected}.",
+    "greater_than_equal": "Must be at least {ge}.",
+    "less_than_equal": "Must be at most {le}.",
+}
+
+
+def _message(detail: Mapping[str, Any]) -> str:
+    template = _MESSAGES.get(detail.get("type", ""))
+    if template is None:
+        return str(detail.get("msg", "Not valid."))
+    try:
+        return template.format(**(detail.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return template
