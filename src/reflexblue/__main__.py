@@ -1,0 +1,3 @@
+from reflexblue.cli import main
+
+main()
