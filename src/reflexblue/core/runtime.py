@@ -28,7 +28,8 @@ class Runtime:
 async def start_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     """Open the database, bring its schema up to date and prove the master key fits it."""
     if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The database holds sealed secrets and password hashes: keep it from other users.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_engine(settings.sqlalchemy_url)
     try:
         if migrate:
