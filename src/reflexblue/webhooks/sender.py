@@ -1,0 +1,163 @@
+"""Sending one webhook request and describing what happened as a value, never an exception."""
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+RESPONSE_BODY_LIMIT_BYTES = 4096
+CONNECTIONS_PER_HOST = 0  # no per-host cap in the pool; the worker bounds each webhook itself
+USER_AGENT = "ReflexBlue-Webhooks/1"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+AddressPolicy = Callable[[IPAddress], bool]
+
+
+class ErrorClass(StrEnum):
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    DNS = "dns"
+    TLS = "tls"
+    BLOCKED_TARGET = "blocked_target"
+    HTTP_STATUS = "http_status"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """The outcome of one attempt, as it is recorded."""
+
+    duration_ms: int
+    response_status: int | None = None
+    response_body: str = ""
+    error: ErrorClass | None = None
+    retry_after_seconds: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+
+class BlockedTargetError(OSError):
+    """The target's address is one webhooks may not reach."""
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves names and refuses the answer when an address is not allowed.
+
+    The check runs on the addresses actually connected to, so a name that resolves to a public
+    address when the webhook is saved and to a private one later is still refused.
+    """
+
+    def __init__(self, allowed: AddressPolicy) -> None:
+        self._inner = DefaultResolver()
+        self._allowed = allowed
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = await self._inner.resolve(host, port, family)
+        for answer in answers:
+            if not self._allowed(ipaddress.ip_address(answer["host"])):
+                raise BlockedTargetError(f"{host} resolves to a blocked address")
+        return answers
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class Sender:
+    """One shared connection pool for every attempt of a worker."""
+
+    def __init__(self, *, timeout_seconds: float, allowed: AddressPolicy, pool_size: int) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._allowed = allowed
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "Sender":
+        connector = aiohttp.TCPConnector(
+            limit=self._pool_size,
+            limit_per_host=CONNECTIONS_PER_HOST,
+            resolver=GuardedResolver(self._allowed),
+            ttl_dns_cache=10,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers={"User-Agent": USER_AGENT},
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
+        assert self._session is not None, "use the sender inside `async with`"
+        started = time.perf_counter()
+        if not self._literal_address_allowed(url):
+            return AttemptResult(_elapsed_ms(started), error=ErrorClass.BLOCKED_TARGET)
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                content = await response.content.read(RESPONSE_BODY_LIMIT_BYTES)
+                return _result_of_response(response, content, started)
+        except Exception as error:  # every failure becomes a recorded value, never a crash
+            return AttemptResult(_elapsed_ms(started), error=classify_error(error))
+
+    def _literal_address_allowed(self, url: str) -> bool:
+        # aiohttp connects to an IP literal without asking the resolver, so check it here.
+        host = URL(url).host or ""
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return True
+        return self._allowed(address)
+
+
+def classify_error(error: BaseException) -> ErrorClass:
+    if isinstance(error, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return ErrorClass.TIMEOUT
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        if isinstance(error.os_error, BlockedTargetError):
+            return ErrorClass.BLOCKED_TARGET
+        return ErrorClass.DNS
+    if isinstance(error, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
+        return ErrorClass.TLS
+    return ErrorClass.CONNECTION
+
+
+def _result_of_response(
+    response: aiohttp.ClientResponse, content: bytes, started: float
+) -> AttemptResult:
+    status = response.status
+    return AttemptResult(
+        duration_ms=_elapsed_ms(started),
+        response_status=status,
+        response_body=content.decode("utf-8", errors="replace"),
+        error=None if 200 <= status < 300 else ErrorClass.HTTP_STATUS,
+        retry_after_seconds=_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _retry_after(value: Any) -> float | None:
+    """Seconds from a Retry-After header; dates and nonsense are ignored."""
+    if not isinstance(value, str) or not value.strip().isdigit():
+        return None
+    return float(value.strip())
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
