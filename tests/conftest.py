@@ -35,7 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("--db")
-        backends = BACKENDS if chosen == "all" else (chosen,)
+        backends: tuple[str, ...] = BACKENDS if chosen == "all" else (chosen,)
+        if metafunc.definition.get_closest_marker("postgresql_only"):
+            backends = tuple(b for b in backends if b == "postgresql")
         metafunc.parametrize("backend", backends, scope="session")
 
 

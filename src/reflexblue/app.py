@@ -1,35 +1,53 @@
 """The web application: console, Management API and operations endpoints in one ASGI app."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
+from reflexblue.api.external import MOUNT_PATH as EXTERNAL_API_PATH
+from reflexblue.api.external import create_external_api
 from reflexblue.api.management import create_management_api
+from reflexblue.api.problems import problem
+from reflexblue.console.install import install_console
 from reflexblue.core.runtime import Runtime, start_runtime
 from reflexblue.core.settings import Settings
+from reflexblue.webhooks.worker import run_supervised
 
 logger = logging.getLogger(__name__)
 
 OVERVIEW_PATH = "/management/general/integrations"
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    """The whole web application. With a runtime given, the caller owns its life cycle."""
+def create_app(
+    settings: Settings, runtime: Runtime | None = None, *, run_worker: bool = False
+) -> FastAPI:
+    """The whole web application. With a runtime given, the caller owns its life cycle; with
+    `run_worker`, the delivery worker runs inside it for as long as it serves."""
     management = create_management_api()
+    external = create_external_api(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         active = runtime or await start_runtime(settings)
-        for each in (app, management):
+        for each in (app, management, external):
             each.state.runtime = active
-        logger.info("web application started")
+        stop_worker = asyncio.Event()
+        worker = asyncio.create_task(run_supervised(active, stop_worker)) if run_worker else None
+        logger.info("web application started", extra={"worker": run_worker})
         try:
             yield
         finally:
+            stop_worker.set()
+            if worker is not None:
+                await worker
             if runtime is None:
                 await active.close()
 
@@ -37,11 +55,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         title="ReflexBlue", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
     if runtime is not None:
-        for each in (app, management):
+        for each in (app, management, external):
             each.state.runtime = runtime
     app.mount("/api/management", management)
+    app.mount(EXTERNAL_API_PATH, external)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    install_console(app)
     _add_operations_routes(app)
     return app
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    # A path under /api/ that reaches no API (a newline in it defeats the mounts' patterns,
+    # for one) is still answered as problem details.
+    assert isinstance(error, StarletteHTTPException)
+    if request.url.path.startswith("/api/"):
+        detail = error.detail if isinstance(error.detail, str) else "The request failed."
+        return problem(error.status_code, detail, headers=error.headers)
+    return await http_exception_handler(request, error)
 
 
 def _add_operations_routes(app: FastAPI) -> None:

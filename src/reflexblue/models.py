@@ -4,14 +4,29 @@ from reflexblue.accounts.models import ConsoleSession, User, UserToken
 from reflexblue.audit.models import AuditEvent
 from reflexblue.core.database import Base
 from reflexblue.core.keyring import SystemValue
-from reflexblue.integrations.models import Integration
+from reflexblue.integrations.models import ApiKey, Integration
+from reflexblue.webhooks.models import (
+    Attempt,
+    Delivery,
+    Event,
+    EventType,
+    IdempotencyRecord,
+    Webhook,
+)
 
 __all__ = [
+    "ApiKey",
+    "Attempt",
     "AuditEvent",
     "Base",
     "ConsoleSession",
+    "Delivery",
+    "Event",
+    "EventType",
+    "IdempotencyRecord",
     "Integration",
     "SystemValue",
     "User",
     "UserToken",
+    "Webhook",
 ]

@@ -1,6 +1,7 @@
-"""A real `reflexblue serve` process on a free port, for tests that need one."""
+"""Real `reflexblue` processes for tests: the command line, and a `serve` on a free port."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,10 @@ from tests.support.postgres import free_port
 
 STARTUP_TIMEOUT_SECONDS = 60.0
 SHUTDOWN_TIMEOUT_SECONDS = 15.0
+HEALTH_POLL_INTERVAL_SECONDS = 0.05
+# Child processes keep their compiled bytecode here rather than beside the sources; with
+# PYTHONDONTWRITEBYTECODE set they would otherwise compile every module on every start.
+BYTECODE_FOLDER = Path(tempfile.gettempdir()) / "reflexblue-test-bytecode"
 
 
 @dataclass
@@ -36,22 +41,37 @@ def cli_command(*arguments: str) -> list[str]:
 
 def base_environment(env: dict[str, str]) -> dict[str, str]:
     """The current environment without any REFLEXBLUE_ setting, plus the given ones."""
-    kept = {k: v for k, v in os.environ.items() if not k.startswith("REFLEXBLUE_")}
-    return {**kept, "PYTHONUNBUFFERED": "1", **env}
+    kept = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("REFLEXBLUE_") and key != "PYTHONDONTWRITEBYTECODE"
+    }
+    return {
+        **kept,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPYCACHEPREFIX": str(BYTECODE_FOLDER),
+        **env,
+    }
 
 
 @contextmanager
-def running_server(env: dict[str, str], port: int | None = None) -> Iterator[RunningServer]:
-    """Start `reflexblue serve`, wait until /healthz answers, stop it on exit."""
+def running_server(
+    env: dict[str, str], port: int | None = None, arguments: tuple[str, ...] = ()
+) -> Iterator[RunningServer]:
+    """Start `reflexblue serve`, wait until /healthz answers, stop it and wait for it on exit.
+
+    The process runs in a temporary working folder of its own, so that neither a `.env` file
+    nor a default `./data` folder of the checkout takes part. Set REFLEXBLUE_DATA_DIR in `env`
+    to keep its data somewhere known.
+    """
     port = port or free_port()
-    with tempfile.NamedTemporaryFile(
-        prefix="reflexblue-serve-", suffix=".log", delete=False
-    ) as log:
-        output_path = Path(log.name)
+    folder = Path(tempfile.mkdtemp(prefix="reflexblue-serve-"))
+    output_path = folder / "output.log"
     with output_path.open("wb") as output:
         process = subprocess.Popen(
-            cli_command("serve", "--port", str(port)),
+            cli_command("serve", "--port", str(port), *arguments),
             env=base_environment(env),
+            cwd=folder,
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -61,8 +81,19 @@ def running_server(env: dict[str, str], port: int | None = None) -> Iterator[Run
         _wait_until_healthy(server)
         yield server
     finally:
-        _stop(process)
-        output_path.unlink(missing_ok=True)
+        stop(process)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then the exit code; a process that does not stop in time is killed."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def _wait_until_healthy(server: RunningServer) -> None:
@@ -75,16 +106,5 @@ def _wait_until_healthy(server: RunningServer) -> None:
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.05)
+        time.sleep(HEALTH_POLL_INTERVAL_SECONDS)
     raise RuntimeError(f"reflexblue serve did not become healthy:\n{server.output}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=SHUTDOWN_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

@@ -36,11 +36,25 @@ class Cursor:
             cursor = cls(*parts)
         except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
             raise _bad_cursor("The cursor is not one this API handed out.") from None
-        if cursor.direction not in ("next", "prev") or not isinstance(cursor.id, str):
+        if not cursor._well_formed():
             raise _bad_cursor("The cursor is not one this API handed out.")
         if (cursor.sort, cursor.order) != (sort, order):
             raise _bad_cursor("The cursor belongs to another sort order; start again without it.")
         return cursor
+
+    def _well_formed(self) -> bool:
+        # The cursor comes back from the client, so its parts reach the database only when
+        # they have the types and characters a cursor of ours can hold.
+        texts = [self.sort, self.order, self.id] + ([] if self.value is None else [self.value])
+        return (
+            self.direction in ("next", "prev")
+            and all(isinstance(text, str) for text in texts)
+            and not any(_unstorable(text) for text in texts)
+        )
+
+
+def _unstorable(text: str) -> bool:
+    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """What a running process holds: settings, the database, and the box that opens secrets."""
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,6 +21,9 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     box: SecretBox
+    # Set when deliveries became due in this process, so its worker looks at once instead of
+    # at its next poll. Other processes learn of them by PostgreSQL NOTIFY or by polling.
+    delivery_doorbell: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close(self) -> None:
         await self.engine.dispose()

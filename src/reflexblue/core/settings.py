@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_RETRY_SCHEDULE_SECONDS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
@@ -24,6 +26,12 @@ class Settings(BaseSettings):
     disable_after: int = Field(default=432_000, ge=60)
     secret_grace_period: int = Field(default=86_400, ge=0, le=30 * 86_400)
     allow_private_targets: bool = False
+    # Finished deliveries (and their attempts) older than this are pruned by the worker.
+    delivery_retention_days: int = Field(default=30, ge=1, le=3650)
+    max_webhooks_per_integration: int = Field(default=50, ge=1, le=10_000)
+    # External API requests per API key: a steady rate per second and the burst above it.
+    external_rate_limit: float = Field(default=50.0, gt=0)
+    external_rate_burst: int = Field(default=100, ge=1)
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -40,6 +48,11 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("sqlite", "postgresql", "postgres://")):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
+        try:
+            make_url(value.strip())
+        except (ArgumentError, ValueError):
+            # The URL itself is left out of the message: it may hold a password.
+            raise ValueError("is not a valid URL, such as postgresql://user@host/name") from None
         return value.strip()
 
     @cached_property

@@ -33,6 +33,12 @@ def text_rule(*, max_length: int, required: bool, multiline: bool = False) -> Ca
             raise PydanticCustomError(
                 "control_character", "Control characters (such as NUL) are not allowed."
             )
+        # JSON can smuggle in half of a surrogate pair (`"\ud800"`); it is no character, and
+        # no database can store it as UTF-8.
+        if any(unicodedata.category(char) == "Cs" for char in value):
+            raise PydanticCustomError(
+                "surrogate", "Contains an incomplete character (a lone UTF-16 surrogate)."
+            )
         return value
 
     return check
@@ -78,6 +84,8 @@ _MESSAGES = {
     "missing": "This field is required.",
     "extra_forbidden": "This field is not known; remove it.",
     "string_type": "Must be a string.",
+    "string_too_short": "Use at least {min_length} characters.",
+    "string_too_long": "Use at most {max_length} characters.",
     "int_type": "Must be a whole number.",
     "int_parsing": "Must be a whole number.",
     "bool_type": "Must be true or false.",

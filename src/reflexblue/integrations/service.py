@@ -1,5 +1,6 @@
 """Integrations: create, read, list, change and delete them, and keep their secret keys."""
 
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ async def create_integration(
     session: AsyncSession, box: SecretBox, data: IntegrationCreate, actor: Actor
 ) -> Integration:
     integration_id = new_id("int")
+    now = utcnow()
     integration = Integration(
         id=integration_id,
         name=data.name,
@@ -46,6 +48,9 @@ async def create_integration(
         export_id=data.export_id,
         export_id_key=data.export_id.lower(),
         secret_sealed=box.seal(new_webhook_secret().encode(), _secret_context(integration_id)),
+        # One clock reading for both, so a new integration has not been modified since created.
+        created_at=now,
+        updated_at=now,
     )
     session.add(integration)
     await _flush_or_conflict(session, data.export_id)
@@ -62,16 +67,18 @@ async def create_integration(
 
 
 async def get_integration(session: AsyncSession, integration_id: str) -> Integration:
-    integration = await session.get(Integration, integration_id)
+    unstorable = _unstorable(integration_id)
+    integration = None if unstorable else await session.get(Integration, integration_id)
     if integration is None:
         raise NotFound(f"No integration has the id {integration_id!r}.")
     return integration
 
 
 async def get_integration_by_export_id(session: AsyncSession, export_id: str) -> Integration:
-    found = await session.scalar(
-        select(Integration).where(Integration.export_id_key == export_id.strip().lower())
-    )
+    key = export_id.strip().lower()
+    found = None
+    if key.isascii() and all(char.isalnum() or char == "_" for char in key):
+        found = await session.scalar(select(Integration).where(Integration.export_id_key == key))
     if found is None:
         raise NotFound(f"No integration has the Export ID {export_id!r}.")
     return found
@@ -91,6 +98,8 @@ async def list_integrations(
         raise _invalid("sort", f"Sort by one of: {', '.join(SORT_FIELDS)}.")
     if not 1 <= limit <= PAGE_SIZE_MAX:
         raise _invalid("limit", f"Must be between 1 and {PAGE_SIZE_MAX}.")
+    if q is not None and _unstorable(q):
+        raise _invalid("q", "Search text may not contain control characters.")
 
     position = Cursor.decode(cursor, sort=sort, order=order) if cursor else None
     backwards = position is not None and position.direction == "prev"
@@ -206,7 +215,11 @@ async def rotate_secret(
         target_type="integration",
         target_id=integration.id,
         target_name=integration.name,
-        changes={"previous_secret_expires_at": {"to": cursor_value(now)}},
+        changes={
+            "previous_secret_expires_at": {
+                "to": cursor_value(integration.previous_secret_expires_at)
+            }
+        },
     )
     await _flush_or_stale(session)
     return _secret_read(box, integration, now)
@@ -242,6 +255,12 @@ def _secret_context(integration_id: str) -> str:
     # Binding each ciphertext to its row means a sealed secret copied onto another
     # integration's row does not open.
     return f"integration:{integration_id}:secret"
+
+
+def _unstorable(text: str) -> bool:
+    """No stored name or ID holds a control character or a lone surrogate, and PostgreSQL
+    refuses NUL in a query outright, so such text can only be refused, never looked up."""
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
 
 
 def _check_version(integration: Integration, expected_version: int | None) -> None:
@@ -329,9 +348,13 @@ def _page(
 
 def _parse_timestamp(value: str) -> datetime:
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _invalid("cursor", "The cursor is not one this API handed out.") from None
+        parsed = None
+    # Cursors of ours carry aware UTC times; a naive one would only fail later, in the database.
+    if parsed is None or parsed.utcoffset() is None:
+        raise _invalid("cursor", "The cursor is not one this API handed out.")
+    return parsed
 
 
 def _reverse(order: Order) -> Order:

@@ -3,7 +3,7 @@
 from fastapi import Depends, FastAPI
 
 from reflexblue.api.dependencies import require_json_body
-from reflexblue.api.management import audit, integrations
+from reflexblue.api.management import api_keys, audit, event_types, events, integrations
 from reflexblue.api.problems import install_problem_handlers
 
 
@@ -20,5 +20,8 @@ def create_management_api() -> FastAPI:
     )
     api.include_router(integrations.router)
     api.include_router(audit.router)
+    api.include_router(api_keys.router)
+    api.include_router(event_types.router)
+    api.include_router(events.router)
     install_problem_handlers(api, realm="management")
     return api

@@ -18,6 +18,8 @@ from reflexblue.integrations.schemas import (
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 
+_VERSION_MAX_DIGITS = 18
+
 
 class IntegrationPage(BaseModel):
     items: list[IntegrationRead]
@@ -138,4 +140,7 @@ def _version_from(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     text = if_match.strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdigit() else -1
+    # isdigit() alone also admits "²" and digits of other scripts, and a number of
+    # thousands of digits would exceed int()'s limit; no version is that long.
+    is_version = text.isascii() and text.isdigit() and len(text) <= _VERSION_MAX_DIGITS
+    return int(text) if is_version else -1

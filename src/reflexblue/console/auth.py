@@ -1,0 +1,136 @@
+"""Signing in to the console and out of it."""
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from reflexblue.accounts.sessions import (
+    LoginThrottle,
+    TooManyLoginFailures,
+    resume,
+    sign_in,
+    sign_out,
+)
+from reflexblue.api.dependencies import RuntimeDep
+from reflexblue.console.context import CheckedForm, form_text, render, url_with
+from reflexblue.console.security import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    check_login_csrf,
+    clear_session_cookie,
+    login_csrf_token,
+    set_login_csrf_cookie,
+    set_session_cookie,
+)
+from reflexblue.core.database import transaction
+from reflexblue.core.errors import Unauthenticated
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+HOME_PATH = "/management/general/integrations"
+LOGIN_PATH = "/login"
+USERNAME_MAX_LENGTH = 100
+PASSWORD_MAX_LENGTH = 1024
+
+
+@router.get(LOGIN_PATH)
+async def login_page(request: Request, runtime: RuntimeDep, next: str = HOME_PATH) -> Response:
+    target = safe_next(next)
+    async with transaction(runtime.sessions) as session:
+        signed_in = await resume(session, request.cookies.get(SESSION_COOKIE))
+    if signed_in is not None:
+        return RedirectResponse(target, status_code=303)
+    signed_out = request.query_params.get("signed_out") == "1"
+    return _login_form(request, next_path=target, signed_out=signed_out)
+
+
+@router.post(LOGIN_PATH)
+async def login(request: Request, runtime: RuntimeDep) -> Response:
+    form = await request.form()
+    check_login_csrf(request, form_text(form, "csrf_token"))
+    username = (form_text(form, "username") or "").strip()
+    password = form_text(form, "password") or ""
+    target = safe_next(form_text(form, "next") or HOME_PATH)
+
+    if not username or not password:
+        message = "Enter your user name and your password."
+        return _login_form(request, next_path=target, username=username, error=message, status=422)
+    if len(username) > USERNAME_MAX_LENGTH or len(password) > PASSWORD_MAX_LENGTH:
+        message = "The user name or password is not right."
+        return _login_form(request, next_path=target, username="", error=message, status=401)
+
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.client.host if request.client else "unknown"
+    try:
+        throttle.check(username, address)
+        async with transaction(runtime.sessions) as session:
+            await sign_out(session, request.cookies.get(SESSION_COOKIE))
+            token, _ = await sign_in(session, username, password)
+    except TooManyLoginFailures as refusal:
+        response = _login_form(
+            request, next_path=target, username=username, error=refusal.detail, status=429
+        )
+        response.headers["Retry-After"] = str(refusal.retry_after_seconds)
+        return response
+    except Unauthenticated as refusal:
+        throttle.failed(username, address)
+        return _login_form(
+            request, next_path=target, username=username, error=refusal.detail, status=401
+        )
+
+    throttle.succeeded(username, address)
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(response, request, token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, runtime: RuntimeDep, _form: CheckedForm) -> Response:
+    async with transaction(runtime.sessions) as session:
+        await sign_out(session, request.cookies.get(SESSION_COOKIE))
+    logger.info("console sign-out")
+    response = RedirectResponse(url_with(LOGIN_PATH, signed_out="1"), status_code=303)
+    clear_session_cookie(response, request)
+    return response
+
+
+def safe_next(candidate: str) -> str:
+    """Only a path on this site: `//host` or `/\\host` would send the browser elsewhere."""
+    if (
+        not candidate.startswith("/")
+        or candidate.startswith(("//", "/\\"))
+        or any(char in candidate for char in "\r\n\t\\")
+    ):
+        return HOME_PATH
+    return candidate
+
+
+def _login_form(
+    request: Request,
+    *,
+    next_path: str,
+    username: str = "",
+    error: str | None = None,
+    signed_out: bool = False,
+    status: int = 200,
+) -> Response:
+    token = login_csrf_token(request)
+    response = render(
+        request,
+        "login.html",
+        {
+            "login_csrf": token,
+            "next_path": next_path,
+            "username": username,
+            "error": error,
+            "signed_out": signed_out,
+        },
+        status_code=status,
+    )
+    set_login_csrf_cookie(response, request, token)
+    return response

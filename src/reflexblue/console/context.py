@@ -1,0 +1,113 @@
+"""What every console page receives: the signed-in user, checked forms, and the templates."""
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from reflexblue.accounts.sessions import SignedIn, resume
+from reflexblue.api.dependencies import RuntimeDep
+from reflexblue.console.security import CSRF_FIELD, SESSION_COOKIE, check_csrf
+from reflexblue.core.database import transaction
+from reflexblue.core.errors import Forbidden
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+
+
+class LoginRequired(Exception):
+    """The page needs a signed-in user; the handler sends the browser to the login page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def _readable_time(value: datetime) -> str:
+    # The browser turns this into local time (console.js); this is what shows without script.
+    return value.strftime("%d %b %Y, %H:%M UTC").lstrip("0")
+
+
+def _iso_time(value: datetime) -> str:
+    return value.isoformat(timespec="seconds")
+
+
+templates.env.filters["readable_time"] = _readable_time
+templates.env.filters["iso_time"] = _iso_time
+
+
+async def current_user(request: Request, runtime: RuntimeDep) -> SignedIn:
+    token = request.cookies.get(SESSION_COOKIE)
+    async with transaction(runtime.sessions) as session:
+        signed_in = await resume(session, token)
+    if signed_in is None:
+        raise LoginRequired(_path_with_query(request))
+    return signed_in
+
+
+ConsoleUser = Annotated[SignedIn, Depends(current_user)]
+
+
+def require_admin(signed_in: ConsoleUser) -> SignedIn:
+    if not signed_in.user.is_admin:
+        raise Forbidden("Only administrators may change integrations; your role may only read.")
+    return signed_in
+
+
+ConsoleAdmin = Annotated[SignedIn, Depends(require_admin)]
+
+
+async def checked_form(request: Request, signed_in: ConsoleUser) -> FormData:
+    """The posted form, once its CSRF token has been found to be this session's."""
+    form = await request.form()
+    submitted = form.get(CSRF_FIELD)
+    check_csrf(signed_in.csrf_token, request, submitted if isinstance(submitted, str) else None)
+    return form
+
+
+CheckedForm = Annotated[FormData, Depends(checked_form)]
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    signed_in: SignedIn | None = None,
+    status_code: int = 200,
+) -> Response:
+    page = {
+        "signed_in": signed_in,
+        "csrf_token": signed_in.csrf_token if signed_in else "",
+        **context,
+    }
+    response = templates.TemplateResponse(request, template, page, status_code=status_code)
+    # Pages show data only a signed-in user may see: keep them out of shared caches and
+    # the back-forward cache after sign-out.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def form_text(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+def url_with(path: str, **params: str | None) -> str:
+    kept = {name: value for name, value in params.items() if value}
+    return f"{path}?{urlencode(kept)}" if kept else path
+
+
+def _path_with_query(request: Request) -> str:
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path

@@ -1,0 +1,197 @@
+"""The shapes event types, webhooks and deliveries take at the doors."""
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from reflexblue.core.validation import reject_null, text_rule
+from reflexblue.webhooks.models import DeliveryStatus
+
+EVENT_TYPE_NAME_MAX_LENGTH = 100
+EVENT_TYPE_DESCRIPTION_MAX_LENGTH = 500
+WEBHOOK_URL_MAX_LENGTH = 2000
+WEBHOOK_DESCRIPTION_MAX_LENGTH = 500
+EVENT_TYPES_PER_WEBHOOK_MAX = 100
+ALL_EVENT_TYPES = "*"
+
+_EVENT_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_URL_SCHEMES = ("http", "https")
+
+
+def _event_type_name_rule(value: str) -> str:
+    if not _EVENT_TYPE_NAME.match(value):
+        raise PydanticCustomError(
+            "event_type_name",
+            "Use lowercase dotted words such as 'order.created': each part starts with a "
+            "letter and holds only a–z, 0–9 and _.",
+        )
+    return value
+
+
+def _url_rule(value: str) -> str:
+    if any(char.isspace() for char in value):
+        raise PydanticCustomError("url_space", "A URL may not contain spaces or line breaks.")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in _URL_SCHEMES or not parts.netloc:
+        raise PydanticCustomError(
+            "url_absolute",
+            "Use an absolute http:// or https:// URL, such as https://example.com/hook.",
+        )
+    if parts.username is not None or parts.password is not None:
+        raise PydanticCustomError("url_credentials", "A URL may not carry a user name or password.")
+    if not parts.hostname:
+        raise PydanticCustomError("url_host", "The URL needs a host name or address.")
+    try:
+        parts.port  # noqa: B018 - reading it is the check: a bad port raises
+    except ValueError:
+        raise PydanticCustomError("url_port", "The URL's port is not a valid number.") from None
+    return value
+
+
+def _json_schema_rule(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        Draft202012Validator.check_schema(value)
+    except SchemaError as error:
+        raise PydanticCustomError(
+            "json_schema", "Not a valid JSON Schema: {reason}", {"reason": error.message}
+        ) from None
+    return value
+
+
+def _event_types_rule(value: list[str]) -> list[str]:
+    if not value:
+        raise PydanticCustomError("event_types_empty", "Subscribe to at least one event type.")
+    if ALL_EVENT_TYPES in value and len(value) > 1:
+        raise PydanticCustomError(
+            "event_types_star", 'Use either ["*"] for every type, or a list of type names.'
+        )
+    if len(set(value)) != len(value):
+        raise PydanticCustomError("event_types_duplicate", "Name each event type only once.")
+    for name in value:
+        if name != ALL_EVENT_TYPES:
+            _event_type_name_rule(name)
+    return value
+
+
+EventTypeName = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(text_rule(max_length=EVENT_TYPE_NAME_MAX_LENGTH, required=True)),
+    AfterValidator(_event_type_name_rule),
+]
+EventTypeDescription = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(
+        text_rule(max_length=EVENT_TYPE_DESCRIPTION_MAX_LENGTH, required=False, multiline=True)
+    ),
+]
+WebhookUrl = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(text_rule(max_length=WEBHOOK_URL_MAX_LENGTH, required=True)),
+    AfterValidator(_url_rule),
+]
+WebhookDescription = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(
+        text_rule(max_length=WEBHOOK_DESCRIPTION_MAX_LENGTH, required=False, multiline=True)
+    ),
+]
+SubscribedEventTypes = Annotated[
+    list[Annotated[str, Field(strict=True, max_length=EVENT_TYPE_NAME_MAX_LENGTH)]],
+    Field(max_length=EVENT_TYPES_PER_WEBHOOK_MAX),
+    AfterValidator(_event_types_rule),
+]
+JsonSchema = Annotated[dict[str, Any] | None, AfterValidator(_json_schema_rule)]
+
+
+class EventTypeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: EventTypeName
+    description: EventTypeDescription = ""
+    schema_: JsonSchema = Field(default=None, alias="schema")
+
+
+class EventTypeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    name: str
+    description: str
+    schema_: dict[str, Any] | None = Field(alias="schema")
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+    description: WebhookDescription = ""
+    event_types: SubscribedEventTypes
+
+
+class WebhookUpdate(BaseModel):
+    """A partial change: fields left out stay. Setting `enabled` to true re-enables a webhook
+    that was disabled after failing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl | None = None
+    description: WebhookDescription | None = None
+    event_types: SubscribedEventTypes | None = None
+    enabled: Annotated[bool, Field(strict=True)] | None = None
+
+    @field_validator("url", "description", "event_types", "enabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        return reject_null(value)
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class WebhookRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AttemptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempted_at: datetime
+    duration_ms: int
+    response_status: int | None
+    response_body: str
+    error: str | None
+
+
+class DeliveryRead(BaseModel):
+    id: str
+    event_id: str
+    event_type: str
+    webhook_id: str
+    status: DeliveryStatus
+    attempt_count: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+
+
+class DeliveryDetail(DeliveryRead):
+    attempts: list[AttemptRead]

@@ -1,0 +1,188 @@
+"""Retries, Retry-After, disabled webhooks and blocked targets, against real receivers."""
+
+import asyncio
+import contextlib
+import dataclasses
+
+from aiohttp import web
+from sqlalchemy import Select, select
+
+from reflexblue.audit.service import CLI_ACTOR
+from reflexblue.core.database import transaction
+from reflexblue.core.runtime import Runtime
+from reflexblue.webhooks.models import Attempt, Delivery, Webhook
+from reflexblue.webhooks.publishing import publish_event
+from reflexblue.webhooks.schemas import WebhookUpdate
+from reflexblue.webhooks.service import update_webhook
+from tests.delivery.conftest import Subscriber, eventually, running_worker, subscribe
+from tests.support.receiver import running_receiver
+
+
+async def _publish(runtime: Runtime, integration_id: str | None = None) -> str:
+    async with transaction(runtime.sessions) as session:
+        event = await publish_event(session, "webhook.test", {}, integration_id=integration_id)
+    return event.id
+
+
+async def _delivery(runtime: Runtime, event_id: str) -> Delivery:
+    async with transaction(runtime.sessions) as session:
+        found = await session.scalar(select(Delivery).where(Delivery.event_id == event_id))
+    assert found is not None
+    return found
+
+
+async def _attempts(runtime: Runtime, delivery_id: str) -> list[Attempt]:
+    async with transaction(runtime.sessions) as session:
+        query = select(Attempt).where(Attempt.delivery_id == delivery_id)
+        return sorted(await session.scalars(query), key=lambda a: a.attempted_at)
+
+
+def _status_is(runtime: Runtime, event_id: str, status: str):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return (await _delivery(runtime, event_id)).status == status
+
+    return check
+
+
+async def _set_enabled(runtime: Runtime, subscriber: Subscriber, enabled: bool) -> None:
+    async with transaction(runtime.sessions) as session:
+        await update_webhook(
+            session,
+            subscriber.integration_id,
+            subscriber.webhook_id,
+            WebhookUpdate(enabled=enabled),
+            CLI_ACTOR,
+        )
+
+
+async def test_a_failure_followed_by_success_ends_succeeded_with_both_attempts(
+    runtime: Runtime,
+) -> None:
+    answers = iter([500])
+
+    async def flaky(_: web.Request) -> web.StreamResponse:
+        return web.Response(status=next(answers, 200))
+
+    async with running_receiver(flaky) as receiver:
+        await subscribe(runtime, receiver.url)
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+            await eventually(_status_is(runtime, event_id, "succeeded"), "delivered")
+
+    delivery = await _delivery(runtime, event_id)
+    attempts = await _attempts(runtime, delivery.id)
+    assert delivery.attempt_count == 2
+    assert [a.response_status for a in attempts] == [500, 200]
+    assert [r.headers["webhook-id"] for r in receiver.received] == [event_id, event_id]
+
+
+async def test_retry_after_postpones_the_next_attempt(runtime: Runtime) -> None:
+    answers = iter([web.Response(status=429, headers={"Retry-After": "1"})])
+
+    async def busy_once(_: web.Request) -> web.StreamResponse:
+        return next(answers, web.Response(status=200))
+
+    async with running_receiver(busy_once) as receiver:
+        await subscribe(runtime, receiver.url)
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+            await eventually(_status_is(runtime, event_id, "succeeded"), "delivered")
+
+    first, second = await _attempts(runtime, (await _delivery(runtime, event_id)).id)
+    # The schedule says "retry at once"; the receiver asked for one second.
+    assert (second.attempted_at - first.attempted_at).total_seconds() >= 1.0
+
+
+async def test_a_disabled_webhook_keeps_its_deliveries_until_it_is_enabled_again(
+    runtime: Runtime,
+) -> None:
+    async with running_receiver() as receiver:
+        subscriber = await subscribe(runtime, receiver.url)
+        event_id = await _publish(runtime)
+        await _set_enabled(runtime, subscriber, False)
+
+        async with running_worker(runtime) as worker:
+            worker.wake()
+            await asyncio.sleep(0.5)  # give a wrongly eager worker the chance to send
+            held_back = len(receiver.received)
+            await _set_enabled(runtime, subscriber, True)
+            worker.wake()
+            await eventually(_status_is(runtime, event_id, "succeeded"), "delivered")
+
+    assert held_back == 0
+    assert len(receiver.received) == 1
+
+
+async def test_an_event_for_one_integration_reaches_only_its_webhooks(runtime: Runtime) -> None:
+    async with running_receiver() as receiver:
+        target = await subscribe(runtime, f"{receiver.url}/target", export_id="TARGET")
+        await subscribe(runtime, f"{receiver.url}/other", export_id="OTHER")
+        async with running_worker(runtime):
+            event_id = await _publish(runtime, integration_id=target.integration_id)
+            await eventually(_status_is(runtime, event_id, "succeeded"), "delivered")
+
+    assert [r.path for r in receiver.received] == ["/target"]
+
+
+async def test_a_private_target_is_refused_when_sending(runtime: Runtime) -> None:
+    strict = dataclasses.replace(
+        runtime,
+        settings=runtime.settings.model_copy(update={"allow_private_targets": False}),
+    )
+    async with running_receiver() as receiver:
+        await subscribe(runtime, receiver.url)
+        async with running_worker(strict):
+            event_id = await _publish(runtime)
+            await eventually(_status_is(runtime, event_id, "failed"), "given up")
+
+    attempts = await _attempts(runtime, (await _delivery(runtime, event_id)).id)
+    assert {a.error for a in attempts} == {"blocked_target"}
+    assert receiver.received == []
+
+
+async def test_a_trickling_receiver_does_not_hold_up_another(runtime: Runtime) -> None:
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100):
+                await response.write(b".")
+                await asyncio.sleep(0.1)
+        return response
+
+    async with running_receiver(trickle) as slow, running_receiver() as fast:
+        await subscribe(runtime, slow.url, export_id="SLOW")
+        await subscribe(runtime, fast.url, export_id="FAST")
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+
+            async def fast_has_it() -> bool:
+                return len(fast.received) == 1
+
+            await eventually(fast_has_it, "the healthy receiver got the event")
+            slow_finished_first = await _slow_attempt_done(runtime, event_id, slow.url)
+            await eventually(
+                lambda: _slow_attempt_done(runtime, event_id, slow.url), "the slow one ended"
+            )
+
+    assert slow_finished_first is False
+    async with transaction(runtime.sessions) as session:
+        slow_attempt = await session.scalar(_attempts_to(event_id, slow.url))
+    assert slow_attempt is not None
+    # Cut off by the two-second timeout, keeping what had arrived.
+    assert slow_attempt.duration_ms >= 1900
+    assert 0 < len(slow_attempt.response_body) < 100
+
+
+def _attempts_to(event_id: str, url: str) -> Select[Attempt]:
+    return (
+        select(Attempt)
+        .join(Delivery, Delivery.id == Attempt.delivery_id)
+        .join(Webhook, Webhook.id == Delivery.webhook_id)
+        .where(Delivery.event_id == event_id, Webhook.url == url)
+    )
+
+
+async def _slow_attempt_done(runtime: Runtime, event_id: str, url: str) -> bool:
+    async with transaction(runtime.sessions) as session:
+        return await session.scalar(_attempts_to(event_id, url)) is not None

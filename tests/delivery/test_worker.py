@@ -1,0 +1,174 @@
+import asyncio
+
+from aiohttp import web
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook as Verifier
+
+from reflexblue.audit.service import CLI_ACTOR
+from reflexblue.core.database import transaction
+from reflexblue.core.runtime import Runtime
+from reflexblue.integrations.service import reveal_secret, rotate_secret
+from reflexblue.webhooks.models import Attempt, Delivery, Webhook
+from reflexblue.webhooks.publishing import publish_event
+from tests.delivery.conftest import eventually, running_worker, subscribe
+from tests.support.receiver import running_receiver
+
+
+async def _publish(runtime: Runtime, data: dict[str, object] | None = None) -> str:
+    async with transaction(runtime.sessions) as session:
+        published = await publish_event(session, "webhook.test", data or {"n": 1})
+    return published.id
+
+
+async def _delivery_of(runtime: Runtime, event_id: str) -> Delivery:
+    async with transaction(runtime.sessions) as session:
+        found = await session.scalar(select(Delivery).where(Delivery.event_id == event_id))
+        assert found is not None
+        return found
+
+
+async def _status_is(runtime: Runtime, event_id: str, status: str) -> bool:
+    return (await _delivery_of(runtime, event_id)).status == status
+
+
+async def test_a_published_event_arrives_signed_with_the_integration_secret(
+    runtime: Runtime,
+) -> None:
+    async with running_receiver() as receiver:
+        subscriber = await subscribe(runtime, f"{receiver.url}/hook")
+        async with transaction(runtime.sessions) as session:
+            secret = (
+                await reveal_secret(session, runtime.box, subscriber.integration_id, CLI_ACTOR)
+            ).secret
+
+        async with running_worker(runtime):
+            event_id = await _publish(runtime, {"order": 7})
+            await eventually(lambda: _status_is(runtime, event_id, "succeeded"), "delivered")
+
+    request = receiver.received[0]
+    payload = Verifier(secret).verify(request.body, request.headers)
+    assert payload["type"] == "webhook.test"
+    assert payload["data"] == {"order": 7}
+    assert request.headers["webhook-id"] == event_id
+    assert request.headers["Content-Type"] == "application/json"
+
+
+async def test_during_a_rotation_both_secrets_verify_the_request(runtime: Runtime) -> None:
+    async with running_receiver() as receiver:
+        subscriber = await subscribe(runtime, receiver.url)
+        async with transaction(runtime.sessions) as session:
+            rotated = await rotate_secret(
+                session,
+                runtime.box,
+                subscriber.integration_id,
+                CLI_ACTOR,
+                grace_period_seconds=3600,
+            )
+
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+            await eventually(lambda: _status_is(runtime, event_id, "succeeded"), "delivered")
+
+    request = receiver.received[0]
+    assert rotated.previous_secret is not None
+    for secret in (rotated.secret, rotated.previous_secret):
+        Verifier(secret).verify(request.body, request.headers)
+
+
+async def test_a_failing_receiver_is_retried_on_the_schedule_then_the_delivery_fails(
+    runtime: Runtime,
+) -> None:
+    async def fail(_: web.Request) -> web.StreamResponse:
+        return web.Response(status=500, text="down")
+
+    async with running_receiver(fail) as receiver:
+        await subscribe(runtime, receiver.url)
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+            await eventually(lambda: _status_is(runtime, event_id, "failed"), "given up")
+
+    delivery = await _delivery_of(runtime, event_id)
+    async with transaction(runtime.sessions) as session:
+        attempts = list(
+            await session.scalars(select(Attempt).where(Attempt.delivery_id == delivery.id))
+        )
+    # The schedule "0,0" allows two retries after the first attempt.
+    assert delivery.attempt_count == 3
+    assert [(a.response_status, a.error, a.response_body) for a in attempts] == [
+        (500, "http_status", "down")
+    ] * 3
+    assert {r.headers["webhook-id"] for r in receiver.received} == {event_id}
+
+
+async def test_a_410_answer_disables_the_webhook_and_fails_the_delivery(runtime: Runtime) -> None:
+    async def gone(_: web.Request) -> web.StreamResponse:
+        return web.Response(status=410)
+
+    async with running_receiver(gone) as receiver:
+        subscriber = await subscribe(runtime, receiver.url)
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+            await eventually(lambda: _status_is(runtime, event_id, "failed"), "failed")
+
+    async with transaction(runtime.sessions) as session:
+        webhook = await session.get(Webhook, subscriber.webhook_id)
+    assert webhook is not None
+    assert webhook.enabled is False
+    assert "410" in (webhook.disabled_reason or "")
+    assert len(receiver.received) == 1
+
+
+async def test_one_event_fans_out_to_every_subscribed_webhook_only(runtime: Runtime) -> None:
+    async with running_receiver() as receiver:
+        await subscribe(runtime, f"{receiver.url}/a", ["*"], export_id="A")
+        await subscribe(runtime, f"{receiver.url}/b", ["webhook.test"], export_id="B")
+        async with transaction(runtime.sessions) as session:
+            from reflexblue.webhooks.event_types import create_event_type
+            from reflexblue.webhooks.schemas import EventTypeCreate
+
+            await create_event_type(
+                session, EventTypeCreate(name="order.created", description=""), CLI_ACTOR
+            )
+        await subscribe(runtime, f"{receiver.url}/c", ["order.created"], export_id="C")
+
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+            async with transaction(runtime.sessions) as session:
+                count = len(
+                    list(
+                        await session.scalars(select(Delivery).where(Delivery.event_id == event_id))
+                    )
+                )
+
+            async def both_arrived() -> bool:
+                return len(receiver.received) >= 2
+
+            await eventually(both_arrived, "both subscribers received the event")
+
+    assert count == 2
+    assert sorted(r.path for r in receiver.received) == ["/a", "/b"]
+
+
+async def test_a_slow_receiver_does_not_hold_up_another_webhook(runtime: Runtime) -> None:
+    release = asyncio.Event()
+
+    async def slow(_: web.Request) -> web.StreamResponse:
+        await release.wait()
+        return web.Response()
+
+    async with running_receiver(slow) as slow_receiver, running_receiver() as fast_receiver:
+        await subscribe(runtime, slow_receiver.url, export_id="SLOW")
+        async with running_worker(runtime):
+            for _ in range(10):
+                await _publish(runtime)
+            await subscribe(runtime, fast_receiver.url, export_id="FAST")
+            event_id = await _publish(runtime)
+
+            async def fast_delivered() -> bool:
+                return any(r.headers["webhook-id"] == event_id for r in fast_receiver.received)
+
+            await eventually(fast_delivered, "the fast receiver got its event")
+            slow_in_flight = len(slow_receiver.received)
+            release.set()
+
+    assert slow_in_flight <= 4  # the per-webhook bound, not all eleven at once
