@@ -16,7 +16,7 @@ from reflexblue.audit.service import CLI_ACTOR
 from reflexblue.core.database import transaction
 from reflexblue.core.runtime import Runtime, start_runtime
 from reflexblue.core.settings import Settings
-from tests.support.databases import PostgresDatabases, sqlite_url
+from tests.support.databases import PostgresDatabases, SqliteTemplate
 from tests.support.postgres import throwaway_postgres
 
 BACKENDS = ("sqlite", "postgresql")
@@ -54,10 +54,16 @@ def postgres_databases(worker_id: str) -> Iterator[PostgresDatabases]:
         yield PostgresDatabases(server_url, worker_id)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
+    return SqliteTemplate(tmp_path_factory.mktemp("sqlite-template"))
+
+
 @pytest.fixture
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
-        return sqlite_url(str(tmp_path))
+        template: SqliteTemplate = request.getfixturevalue("sqlite_template")
+        return template.copy_to(tmp_path)
     databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
     return databases.create()
 

@@ -28,7 +28,13 @@ from reflexblue.accounts.models import Role
 from reflexblue.accounts.schemas import TokenCreate, TokenRead, UserCreate
 from reflexblue.audit.service import CLI_ACTOR
 from reflexblue.core.database import transaction, utcnow
-from reflexblue.core.errors import DomainError, FieldError, MasterKeyError, PreconditionFailed
+from reflexblue.core.errors import (
+    ConfigurationError,
+    DomainError,
+    FieldError,
+    MasterKeyError,
+    PreconditionFailed,
+)
 from reflexblue.core.logging import configure_logging
 from reflexblue.core.paging import Order
 from reflexblue.core.runtime import Runtime, start_runtime
@@ -691,6 +697,44 @@ def _event_type_json(row: Any) -> dict[str, Any]:
     return EventTypeRead.model_validate(row).model_dump(mode="json", by_alias=True)
 
 
+# --- events ------------------------------------------------------------------------------
+
+events_app = typer.Typer(help="Publishing events to webhooks.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+EVENT_LABELS: Labels = {"type": "TYPE", "data": "--data", "integration": "--integration"}
+
+
+@events_app.command("publish")
+def events_publish(
+    event_type: Annotated[str, typer.Argument(metavar="TYPE", help="An event type's name.")],
+    data: Annotated[str, typer.Option("--data", help="The event's data as a JSON object.")],
+    integration: Annotated[
+        str | None, typer.Option(help="Only this integration's webhooks (its Export ID).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Publish an event: one delivery per subscribed webhook, sent by the running worker."""
+    from reflexblue.api.management.events import EventPublish, publish_in_transaction
+
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as error:
+        _fail(f"--data: not valid JSON ({error.msg} at character {error.pos})")
+    body = {"type": event_type, "data": payload, "integration": integration}
+    request = _parse(EventPublish, body, EVENT_LABELS)
+
+    async def publish(runtime: Runtime) -> dict[str, Any]:
+        published = await publish_in_transaction(runtime, request)
+        return published.model_dump()
+
+    published = _with_runtime(publish, EVENT_LABELS)
+    _print(
+        published,
+        as_json,
+        f"Published {published['id']} with {published['deliveries']} deliveries.",
+    )
+
+
 # --- plumbing ----------------------------------------------------------------------------
 
 
@@ -727,6 +771,8 @@ def _run(coroutine: Coroutine[Any, Any, T], settings: Settings, labels: Labels =
         _fail(_describe(error, labels))
     except MasterKeyError as error:
         _fail(f"master key: {error}")
+    except ConfigurationError as error:
+        _fail(f"configuration: {error}")
     except DBAPIError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         _fail(f"database {_shown_url(settings)}: {reason}")

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
 
 from tests.support.server import RunningServer, base_environment, cli_command, running_server
 
@@ -24,6 +24,7 @@ VIEWER_NAME = "vera"
 VIEWER_PASSWORD = "browser tests viewer password"
 OVERVIEW = "/management/general/integrations"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -36,13 +37,18 @@ CHROMIUM_FLAGS = [
 ContextFactory = Callable[..., BrowserContext]
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **browser_type_launch_args,
-        "executable_path": "/usr/bin/chromium",
-        "args": CHROMIUM_FLAGS,
-    }
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, for one test.
+
+    Playwright's sync API keeps an asyncio event loop marked as running for as long as it
+    lives, and the async tests of other folders share these test processes: a Playwright
+    that outlived one test would break every async test after it.
+    """
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")
@@ -111,33 +117,53 @@ def log_in(page: Page, username: str, password: str) -> None:
     expect(page.get_by_role("heading", name="Integrations", level=1)).to_be_visible()
 
 
+@pytest.fixture(scope="session")
+def saved_logins() -> dict[str, Path]:
+    """Signed-in browser states by user name, made once per test process."""
+    return {}
+
+
 def _saved_login(
-    browser: Browser, server: RunningServer, path: Path, username: str, password: str
+    browser: Browser,
+    server: RunningServer,
+    logins: dict[str, Path],
+    username: str,
+    password: str,
+    folder: Path,
 ) -> Path:
-    context = browser.new_context(base_url=server.url)
-    log_in(context.new_page(), username, password)
-    context.storage_state(path=path)
-    context.close()
-    return path
+    if username not in logins:
+        context = browser.new_context(base_url=server.url)
+        log_in(context.new_page(), username, password)
+        path = folder / f"{username}.json"
+        context.storage_state(path=path)
+        context.close()
+        logins[username] = path
+    return logins[username]
 
 
 @pytest.fixture(scope="session")
+def logins_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logins")
+
+
+@pytest.fixture
 def admin_login(
-    browser: Browser, server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+    browser: Browser, server: RunningServer, saved_logins: dict[str, Path], logins_folder: Path
 ) -> Path:
-    path = tmp_path_factory.mktemp("logins") / "admin.json"
-    return _saved_login(browser, server, path, "admin", ADMIN_PASSWORD)
+    return _saved_login(browser, server, saved_logins, "admin", ADMIN_PASSWORD, logins_folder)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def viewer_login(
     browser: Browser,
     server: RunningServer,
     viewer_account: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    saved_logins: dict[str, Path],
+    logins_folder: Path,
 ) -> Path:
-    path = tmp_path_factory.mktemp("logins") / "viewer.json"
-    return _saved_login(browser, server, path, viewer_account, VIEWER_PASSWORD)
+    return _saved_login(
+        browser, server, saved_logins, viewer_account, VIEWER_PASSWORD, logins_folder
+    )
 
 
 @pytest.fixture

@@ -65,7 +65,10 @@ def test_sqlite_file_in_a_missing_folder_is_one_line(
     result = cli_without_database.run("integrations", "list", REFLEXBLUE_DATABASE_URL=url)
 
     assert result.returncode != 0
-    assert "unable to open database file" in result.error_line
+    assert result.error_line == (
+        f"error: configuration: the SQLite database's folder {tmp_path}/missing/folder does "
+        "not exist; create it or point REFLEXBLUE_DATABASE_URL elsewhere"
+    )
 
 
 @pytest.mark.parametrize(

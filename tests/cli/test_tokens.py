@@ -10,7 +10,7 @@ from tests.cli.conftest import Cli, assert_untouched, management_api, runtime_of
 OWNER = "token-owner"
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def owner(cli: Cli) -> None:
     cli.ok("users", "create", OWNER, "--password-stdin", stdin="the owner's long password\n")
 
@@ -30,6 +30,7 @@ async def stored_tokens(cli: Cli) -> list[tuple[str, str, bool]]:
         return [(row.id, row.name, row.revoked_at is None) for row in rows]
 
 
+@pytest.mark.usefixtures("owner")
 def test_create_prints_only_the_token_on_stdout(cli: Cli) -> None:
     result = cli.ok("tokens", "create", OWNER, "--name", "printed")
 
@@ -39,12 +40,14 @@ def test_create_prints_only_the_token_on_stdout(cli: Cli) -> None:
     assert lines[0] not in result.stderr
 
 
+@pytest.mark.usefixtures("owner")
 async def test_created_token_works_on_the_management_api(cli: Cli) -> None:
     token = new_token(cli, "automation")
 
     assert await status_with(cli, token) == 200
 
 
+@pytest.mark.usefixtures("owner")
 def test_list_never_prints_the_token(cli: Cli) -> None:
     token = new_token(cli, "listed")
 
@@ -58,6 +61,7 @@ def test_list_never_prints_the_token(cli: Cli) -> None:
     assert "listed" in human.stdout
 
 
+@pytest.mark.usefixtures("owner")
 async def test_revoked_token_gets_401(cli: Cli) -> None:
     token = new_token(cli, "to-revoke")
     listed = cli.ok("tokens", "list", OWNER, "--json").json()
@@ -93,6 +97,7 @@ def test_bad_token_name_is_one_line_error_and_touches_no_database(
     ],
     ids=["unknown-user", "unknown-token", "list-unknown-user"],
 )
+@pytest.mark.usefixtures("owner")
 async def test_unknown_user_or_token_is_one_line_error_and_changes_no_token(
     cli: Cli, arguments: list[str], named: str
 ) -> None:

@@ -13,7 +13,7 @@ EXISTING_USER = "existing"
 EXISTING_PASSWORD = "the existing user's password"
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def existing_user(cli: Cli) -> None:
     cli.ok("users", "create", EXISTING_USER, "--password-stdin", stdin=EXISTING_PASSWORD + "\n")
 
@@ -85,6 +85,7 @@ def test_bad_input_is_one_line_error_and_touches_no_database(
     assert_untouched(cli_without_database)
 
 
+@pytest.mark.usefixtures("existing_user")
 async def test_duplicate_name_is_refused_and_keeps_the_first_user(cli: Cli) -> None:
     before = await user_count(cli)
 

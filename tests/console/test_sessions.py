@@ -210,3 +210,16 @@ async def test_a_session_ends_at_its_absolute_age_however_busy(
     async with transaction(runtime.sessions) as session:
         [expires_at] = list(await session.scalars(select(ConsoleSession.expires_at)))
     assert expires_at <= long_ago + timedelta(hours=12)
+
+
+async def test_a_session_past_its_absolute_age_no_longer_opens_pages(
+    runtime: Runtime, signed_in: httpx.AsyncClient
+) -> None:
+    async with transaction(runtime.sessions) as session:
+        await session.execute(
+            update(ConsoleSession).values(created_at=utcnow() - timedelta(hours=12, seconds=1))
+        )
+
+    response = await signed_in.get(OVERVIEW)
+
+    assert response.status_code == 303

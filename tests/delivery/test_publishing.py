@@ -1,4 +1,9 @@
-"""Publishing: through the Management API and as a function inside the caller's transaction."""
+"""Publishing: through the Management API, the CLI, and as a function inside the caller's
+transaction."""
+
+import asyncio
+import json
+import subprocess
 
 import httpx
 import pytest
@@ -13,6 +18,7 @@ from reflexblue.webhooks.publishing import publish_event
 from reflexblue.webhooks.schemas import EventTypeCreate
 from tests.conftest import ApiUser
 from tests.delivery.conftest import subscribe
+from tests.support.server import base_environment, cli_command
 
 ORDER_SCHEMA = {
     "type": "object",
@@ -135,3 +141,52 @@ async def test_a_disabled_webhook_gets_no_delivery_of_a_new_event(runtime: Runti
         published = await publish_event(session, "webhook.test", {})
 
     assert published.deliveries == 0
+
+
+def _cli(runtime: Runtime, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli_command("events", "publish", *arguments),
+        env=base_environment(
+            {
+                "REFLEXBLUE_DATA_DIR": str(runtime.settings.data_dir),
+                "REFLEXBLUE_DATABASE_URL": runtime.settings.database_url or "",
+            }
+        ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+async def test_the_cli_publishes_an_event_for_one_integration(runtime: Runtime) -> None:
+    await subscribe(runtime, "http://127.0.0.1:9/", export_id="SHOP")
+    await subscribe(runtime, "http://127.0.0.1:9/", export_id="OTHER")
+
+    done = await asyncio.to_thread(
+        _cli, runtime, "webhook.test", "--data", '{"n": 1}', "--integration", "SHOP", "--json"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["deliveries"] == 1
+    assert await _rows(runtime) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("webhook.test", "--data", "{not json"), "--data: not valid JSON"),
+        (("webhook.test", "--data", "[1]"), "--data: Must be a JSON object"),
+        (("no.such_type", "--data", "{}"), "TYPE: No event type is named"),
+        (("webhook.test", "--data", "{}", "--integration", "NOPE"), "--integration:"),
+    ],
+)
+async def test_the_cli_refuses_bad_input_in_one_line_and_publishes_nothing(
+    runtime: Runtime, arguments: tuple[str, ...], message: str
+) -> None:
+    done = await asyncio.to_thread(_cli, runtime, *arguments)
+
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {message}")
+    assert await _rows(runtime) == (0, 0)

@@ -84,12 +84,13 @@ async def resume(session: AsyncSession, token: str | None) -> SignedIn | None:
     now = utcnow()
     if row is None:
         return None
-    if row.expires_at <= now:
+    ends_at = row.created_at + ABSOLUTE_LIFETIME
+    if row.expires_at <= now or ends_at <= now:
         await session.delete(row)
         return None
 
-    slid = min(now + IDLE_TIMEOUT, row.created_at + ABSOLUTE_LIFETIME)
-    if slid - row.expires_at >= _SLIDE_RESOLUTION:
+    slid = min(now + IDLE_TIMEOUT, ends_at)
+    if slid < row.expires_at or slid - row.expires_at >= _SLIDE_RESOLUTION:
         row.expires_at = slid
     user = await session.get(User, row.user_id)
     if user is None:

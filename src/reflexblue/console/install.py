@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from reflexblue.accounts.sessions import LoginThrottle
 from reflexblue.api.problems import problem
-from reflexblue.console import auth, pages
+from reflexblue.console import auth, pages, sections
 from reflexblue.console.context import PACKAGE_DIR, LoginRequired, is_htmx, render, url_with
 from reflexblue.console.security import CsrfRefused, SecurityHeaders
 from reflexblue.core.errors import DomainError, Forbidden, NotFound
@@ -23,6 +23,7 @@ def install_console(app: FastAPI) -> None:
     app.state.login_throttle = LoginThrottle()
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(sections.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(LoginRequired, _send_to_login)

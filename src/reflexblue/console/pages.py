@@ -1,6 +1,7 @@
 """The Integrations overview and detail screens (Management > General > Integrations)."""
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, unquote
@@ -21,6 +22,7 @@ from reflexblue.console.context import (
     render,
     url_with,
 )
+from reflexblue.console.section_views import SECTION_NOTICES, load_sections
 from reflexblue.console.views import (
     COLUMNS,
     FIELD_LABELS,
@@ -166,14 +168,40 @@ async def create_integration(
 async def integration_detail(
     request: Request, runtime: RuntimeDep, signed_in: ConsoleUser, integration_id: str
 ) -> Response:
+    view = list_view_from(request.query_params)
+    notice = "A new secret key was made." if request.query_params.get("rotated") == "1" else None
+    notice = notice or SECTION_NOTICES.get(request.query_params.get("done", ""))
+    return await existing_detail(request, runtime, signed_in, integration_id, view, notice=notice)
+
+
+async def existing_detail(
+    request: Request,
+    runtime: Runtime,
+    signed_in: SignedIn,
+    integration_id: str,
+    view: ListView,
+    *,
+    notice: str | None = None,
+    status_code: int = 200,
+    section_context: Mapping[str, object] | None = None,
+) -> Response:
+    """A stored integration's detail screen with its API keys and webhooks below the secret."""
     async with transaction(runtime.sessions) as session:
         integration = await service.get_integration(session, integration_id)
+        sections = await load_sections(session, integration_id)
     form = DetailForm(
         values=_stored_values(integration), integration=integration, version=integration.version
     )
-    view = list_view_from(request.query_params)
-    notice = "A new secret key was made." if request.query_params.get("rotated") == "1" else None
-    return _detail(request, runtime, signed_in, form, view, notice=notice)
+    return _detail(
+        request,
+        runtime,
+        signed_in,
+        form,
+        view,
+        notice=notice,
+        status_code=status_code,
+        extra={"sections": sections, **(section_context or {})},
+    )
 
 
 @router.post(OVERVIEW_PATH + "/{integration_id}")
@@ -272,8 +300,10 @@ def _detail(
     *,
     status_code: int = 200,
     notice: str | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Response:
     context = {
+        **(extra or {}),
         "form": form,
         "fields": FORM_FIELDS,
         "labels": FIELD_LABELS,

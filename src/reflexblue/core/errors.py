@@ -48,3 +48,7 @@ class Forbidden(DomainError):
 
 class MasterKeyError(Exception):
     """The master key is missing or does not open this database's secrets."""
+
+
+class ConfigurationError(Exception):
+    """The configuration points somewhere the product cannot work with."""

@@ -3,11 +3,14 @@
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from reflexblue.core.crypto import SecretBox
 from reflexblue.core.database import create_engine, create_sessionmaker
+from reflexblue.core.errors import ConfigurationError
 from reflexblue.core.keyring import open_secret_box
 from reflexblue.core.migrations import apply_migrations
 from reflexblue.core.settings import Settings
@@ -34,6 +37,7 @@ async def start_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     if settings.database_url is None:
         # The database holds sealed secrets and password hashes: keep it from other users.
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_sqlite_folder(settings.sqlalchemy_url)
     engine = create_engine(settings.sqlalchemy_url)
     try:
         if migrate:
@@ -45,3 +49,16 @@ async def start_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         raise
     logger.info("database ready", extra={"backend": engine.dialect.name})
     return Runtime(settings=settings, engine=engine, sessions=sessions, box=box)
+
+
+def _check_sqlite_folder(url: str) -> None:
+    """A clear word before connecting: SQLite's own is only "unable to open database file"."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    folder = Path(parsed.database).parent
+    if not folder.is_dir():
+        raise ConfigurationError(
+            f"the SQLite database's folder {folder} does not exist; create it or point "
+            "REFLEXBLUE_DATABASE_URL elsewhere"
+        )

@@ -116,8 +116,8 @@ class DeliveryWorker:
             try:
                 await self._claim_until(stop, sender, listener)
             finally:
-                pruner.cancel()
                 await self._wind_down(recorder)
+                await self._stop_pruner(pruner, stop)
                 await listener.close()
         logger.info("delivery worker stopped")
 
@@ -380,12 +380,22 @@ class DeliveryWorker:
 
     async def _prune_periodically(self, stop: asyncio.Event) -> None:
         retention = timedelta(days=self._settings.delivery_retention_days)
-        while not stop.is_set():
+        while True:
+            await _wait(stop, PRUNE_INTERVAL_SECONDS)
+            if stop.is_set():
+                return
             try:
                 await prune_finished_deliveries(self._runtime.sessions, utcnow() - retention)
             except DBAPIError as error:
                 logger.warning("pruning deliveries failed", extra={"error": type(error).__name__})
-            await _wait(stop, PRUNE_INTERVAL_SECONDS)
+
+    @staticmethod
+    async def _stop_pruner(pruner: asyncio.Task[None], stop: asyncio.Event) -> None:
+        # Cancelling a task in the middle of a database call can leave the driver's connection
+        # unusable, so a stopping worker lets a prune under way finish instead.
+        if not stop.is_set():
+            pruner.cancel()
+        await asyncio.gather(pruner, return_exceptions=True)
 
     # --- stopping ------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reflexblue.api.dependencies import AdminUser, RuntimeDep
 from reflexblue.core.database import transaction
 from reflexblue.core.errors import FieldError, NotFound, ValidationFailed
+from reflexblue.core.runtime import Runtime
 from reflexblue.integrations.service import get_integration_by_export_id
 from reflexblue.webhooks.publishing import publish_event
 
@@ -43,6 +44,11 @@ class EventPublished(BaseModel):
 async def publish(data: EventPublish, _: AdminUser, runtime: RuntimeDep) -> EventPublished:
     """Publish an event. It is stored with one delivery per subscribed, enabled webhook in one
     transaction; the deliveries are sent right after, and retried until they succeed or fail."""
+    return await publish_in_transaction(runtime, data)
+
+
+async def publish_in_transaction(runtime: Runtime, data: EventPublish) -> EventPublished:
+    """Publish in a transaction of its own, then wake this process's worker."""
     async with transaction(runtime.sessions) as session:
         integration_id = await _target(session, data.integration)
         published = await publish_event(

@@ -359,7 +359,8 @@
 
   function copySecret(button) {
     const source = document.getElementById(button.dataset.copy);
-    const status = document.getElementById("copy-status");
+    // A button may name its own status line; the secret key's Copy uses the shared one.
+    const status = document.getElementById(button.dataset.copyStatus || "copy-status");
     if (!source) return;
     navigator.clipboard.writeText(source.textContent.trim()).then(
       function () {
@@ -376,10 +377,13 @@
       dateStyle: "medium",
       timeStyle: "short",
     });
+    // Narrow tables show the date only; the title still gives the exact moment.
+    const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
     root.querySelectorAll("time[data-local-time]").forEach(function (element) {
       const moment = new Date(element.getAttribute("datetime"));
       if (!isNaN(moment.getTime())) {
-        element.textContent = format.format(moment);
+        const chosen = element.hasAttribute("data-date-only") ? dateOnly : format;
+        element.textContent = chosen.format(moment);
         element.title = moment.toISOString();
       }
     });
