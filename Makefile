@@ -20,11 +20,11 @@ install-dev:
 	$(UV) sync --frozen
 
 lint:
-	$(UV) run --frozen ruff format --check src tests bench
-	$(UV) run --frozen ruff check src tests bench
+	$(UV) run --frozen ruff format --check src tests bench examples
+	$(UV) run --frozen ruff check src tests bench examples
 
 typecheck:
 	$(UV) run --frozen mypy
 
 pytest:
-	$(UV) run --frozen pytest -n 2 --dist loadgroup
+	$(UV) run --frozen pytest -n 3 --dist loadgroup --durations=20

@@ -3,13 +3,16 @@
 import asyncio
 import contextlib
 import dataclasses
+from datetime import timedelta
 
+import httpx
 from aiohttp import web
 from sqlalchemy import Select, select
 
 from reflexblue.audit.service import CLI_ACTOR
 from reflexblue.core.database import transaction
 from reflexblue.core.runtime import Runtime
+from reflexblue.integrations.api_keys import ApiKeyCreate, create_api_key
 from reflexblue.webhooks.models import Attempt, Delivery, Webhook
 from reflexblue.webhooks.publishing import publish_event
 from reflexblue.webhooks.schemas import WebhookUpdate
@@ -186,3 +189,69 @@ def _attempts_to(event_id: str, url: str) -> Select[Attempt]:
 async def _slow_attempt_done(runtime: Runtime, event_id: str, url: str) -> bool:
     async with transaction(runtime.sessions) as session:
         return await session.scalar(_attempts_to(event_id, url)) is not None
+
+
+async def test_a_webhook_failing_longer_than_disable_after_is_disabled_with_a_reason(
+    runtime: Runtime,
+) -> None:
+    async def fail(_: web.Request) -> web.StreamResponse:
+        return web.Response(status=500)
+
+    async with running_receiver(fail) as receiver:
+        subscriber = await subscribe(runtime, receiver.url)
+        async with transaction(runtime.sessions) as session:
+            webhook = await session.get(Webhook, subscriber.webhook_id)
+            assert webhook is not None
+            # Failing for six days already, against the default limit of five.
+            webhook.failing_since = webhook.created_at - timedelta(days=6)
+
+        async def disabled() -> bool:
+            async with transaction(runtime.sessions) as session:
+                found = await session.get(Webhook, subscriber.webhook_id)
+            return found is not None and not found.enabled
+
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+            await eventually(disabled, "the webhook was disabled")
+
+    async with transaction(runtime.sessions) as session:
+        webhook = await session.get(Webhook, subscriber.webhook_id)
+    assert webhook is not None
+    assert "Every attempt failed since" in (webhook.disabled_reason or "")
+    # The delivery waits for the webhook to be enabled again rather than failing.
+    assert (await _delivery(runtime, event_id)).status == "pending"
+    assert len(receiver.received) == 1
+
+
+async def test_a_manual_retry_of_a_failed_delivery_is_sent_at_once(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    healthy = False
+
+    async def fail_until_fixed(_: web.Request) -> web.StreamResponse:
+        return web.Response(status=200 if healthy else 500)
+
+    async with running_receiver(fail_until_fixed) as receiver:
+        subscriber = await subscribe(runtime, receiver.url)
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+            await eventually(_status_is(runtime, event_id, "failed"), "given up")
+            healthy = True
+            delivery = await _delivery(runtime, event_id)
+            key = await _api_key(runtime, subscriber)
+            answer = await client.post(
+                f"/api/external/v1/deliveries/{delivery.id}/retry",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            await eventually(_status_is(runtime, event_id, "succeeded"), "delivered on retry")
+
+    assert answer.status_code == 202
+    assert [r.headers["webhook-id"] for r in receiver.received] == [event_id] * 4
+
+
+async def _api_key(runtime: Runtime, subscriber: Subscriber) -> str:
+    async with transaction(runtime.sessions) as session:
+        created = await create_api_key(
+            session, subscriber.integration_id, ApiKeyCreate(name="tests"), CLI_ACTOR
+        )
+    return created.key

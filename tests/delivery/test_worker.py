@@ -1,8 +1,10 @@
 import asyncio
 
+import pytest
 from aiohttp import web
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook as Verifier
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from reflexblue.audit.service import CLI_ACTOR
 from reflexblue.core.database import transaction
@@ -172,3 +174,33 @@ async def test_a_slow_receiver_does_not_hold_up_another_webhook(runtime: Runtime
             release.set()
 
     assert slow_in_flight <= 4  # the per-webhook bound, not all eleven at once
+
+
+async def test_each_integration_receives_events_signed_with_its_own_secret_only(
+    runtime: Runtime,
+) -> None:
+    async with running_receiver() as receiver:
+        first = await subscribe(runtime, f"{receiver.url}/first", export_id="FIRST")
+        second = await subscribe(runtime, f"{receiver.url}/second", export_id="SECOND")
+        secrets = {}
+        async with transaction(runtime.sessions) as session:
+            for path, subscriber in (("/first", first), ("/second", second)):
+                revealed = await reveal_secret(
+                    session, runtime.box, subscriber.integration_id, CLI_ACTOR
+                )
+                secrets[path] = revealed.secret
+
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+
+            async def both_arrived() -> bool:
+                return len(receiver.received) == 2
+
+            await eventually(both_arrived, "both integrations received the event")
+
+    for request in receiver.received:
+        own, other = secrets[request.path], next(s for p, s in secrets.items() if p != request.path)
+        Verifier(own).verify(request.body, request.headers)
+        with pytest.raises(WebhookVerificationError):
+            Verifier(other).verify(request.body, request.headers)
+    assert {r.headers["webhook-id"] for r in receiver.received} == {event_id}
