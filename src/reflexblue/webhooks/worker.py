@@ -42,6 +42,7 @@ GONE_STATUS = 410
 LEASE_MARGIN_SECONDS = 5.0
 RESTART_DELAY_SECONDS = 1.0
 PRUNE_INTERVAL_SECONDS = 600.0
+IDLE_FLOOR_SECONDS = 0.02
 DATABASE_BACKOFF_MAX_SECONDS = 5.0
 
 
@@ -179,16 +180,19 @@ class DeliveryWorker:
                 timeout = min(timeout, await self._seconds_until_next_due())
         self._wake.clear()
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
-        await asyncio.wait(waiters, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
+        # The floor keeps a due delivery that cannot be claimed yet (another worker's lease)
+        # from turning this wait into a busy loop.
+        timeout = max(timeout, IDLE_FLOOR_SECONDS)
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
 
     async def _seconds_until_next_due(self) -> float:
         async with transaction(self._runtime.sessions) as session:
             next_due = await session.scalar(
-                select(func.min(Delivery.next_attempt_at)).where(
-                    Delivery.status == DeliveryStatus.PENDING.value
-                )
+                select(func.min(Delivery.next_attempt_at))
+                .join(Webhook, Webhook.id == Delivery.webhook_id)
+                .where(Delivery.status == DeliveryStatus.PENDING.value, Webhook.enabled.is_(True))
             )
         if next_due is None:
             return self._config.poll_interval_seconds
