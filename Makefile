@@ -26,5 +26,8 @@ lint:
 typecheck:
 	$(UV) run --frozen mypy
 
+# The browser tests run on their own, where each test process can keep one Chromium for all
+# of its tests (see tests/browser/conftest.py).
 pytest:
-	$(UV) run --frozen pytest -n 3 --dist loadgroup --durations=20
+	$(UV) run --frozen pytest -n 3 --dist loadgroup --durations=20 --ignore=tests/browser
+	$(UV) run --frozen pytest -n 3 --durations=10 tests/browser

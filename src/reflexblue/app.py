@@ -19,6 +19,8 @@ from reflexblue.api.problems import problem
 from reflexblue.console.install import install_console
 from reflexblue.core.runtime import Runtime, start_runtime
 from reflexblue.core.settings import Settings
+from reflexblue.operations.metrics import render_metrics
+from reflexblue.operations.requests import RequestTracking
 from reflexblue.webhooks.worker import run_supervised
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     install_console(app)
     _add_operations_routes(app)
+    # Added last, so it wraps every other middleware and sees each answer as it leaves.
+    app.add_middleware(RequestTracking)
     return app
 
 
@@ -98,3 +102,9 @@ def _add_operations_routes(app: FastAPI) -> None:
         if behind:
             return JSONResponse({"status": "migrations pending"}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        active: Runtime = app.state.runtime
+        body, content_type = await render_metrics(active.engine, request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type})

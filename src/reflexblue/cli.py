@@ -6,6 +6,7 @@ exit code.
 """
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import signal
@@ -135,6 +136,8 @@ def serve(
         port=port,
         log_config=None,
         proxy_headers=False,
+        # The application writes one access line per request itself, with its request id.
+        access_log=False,
     )
 
 
@@ -173,13 +176,29 @@ async def _nothing(_: Runtime) -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve /metrics and /healthz on this port "
+            "(default: REFLEXBLUE_WORKER_METRICS_PORT; without either, no port is opened).",
+        ),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for the metrics port.")] = "127.0.0.1",
+) -> None:
     """Run only the delivery worker; any number of them may share one PostgreSQL database."""
-    from reflexblue.webhooks.worker import run_until_signalled
+    from reflexblue.operations.worker_endpoint import run_worker_process
 
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
-    _with_runtime(run_until_signalled, NO_LABELS)
+    port = metrics_port or settings.worker_metrics_port
+
+    async def run(runtime: Runtime) -> None:
+        await run_worker_process(runtime, metrics_host=metrics_host, metrics_port=port)
+
+    _with_runtime(run, NO_LABELS)
 
 
 # --- users and tokens --------------------------------------------------------------------
@@ -701,7 +720,12 @@ def _event_type_json(row: Any) -> dict[str, Any]:
 
 events_app = typer.Typer(help="Publishing events to webhooks.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
-EVENT_LABELS: Labels = {"type": "TYPE", "data": "--data", "integration": "--integration"}
+EVENT_LABELS: Labels = {
+    "type": "TYPE",
+    "data": "--data",
+    "integration": "--integration",
+    "idempotency_key": "--idempotency-key",
+}
 
 
 @events_app.command("publish")
@@ -710,6 +734,10 @@ def events_publish(
     data: Annotated[str, typer.Option("--data", help="The event's data as a JSON object.")],
     integration: Annotated[
         str | None, typer.Option(help="Only this integration's webhooks (its Export ID).")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Publish once: a repeat with this key returns the first event."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -720,19 +748,26 @@ def events_publish(
         payload = json.loads(data)
     except json.JSONDecodeError as error:
         _fail(f"--data: not valid JSON ({error.msg} at character {error.pos})")
-    body = {"type": event_type, "data": payload, "integration": integration}
+    body = {
+        "type": event_type,
+        "data": payload,
+        "integration": integration,
+        "idempotency_key": idempotency_key,
+    }
     request = _parse(EventPublish, body, EVENT_LABELS)
 
     async def publish(runtime: Runtime) -> dict[str, Any]:
         published = await publish_in_transaction(runtime, request)
-        return published.model_dump()
+        return dataclasses.asdict(published)
 
     published = _with_runtime(publish, EVENT_LABELS)
-    _print(
-        published,
-        as_json,
-        f"Published {published['id']} with {published['deliveries']} deliveries.",
+    summary = (
+        f"Already published as {published['id']} under this idempotency key "
+        f"({published['deliveries']} deliveries); nothing new was published."
+        if published["replayed"]
+        else f"Published {published['id']} with {published['deliveries']} deliveries."
     )
+    _print(published, as_json, summary)
 
 
 # --- plumbing ----------------------------------------------------------------------------

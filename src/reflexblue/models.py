@@ -11,6 +11,7 @@ from reflexblue.webhooks.models import (
     Event,
     EventType,
     IdempotencyRecord,
+    Recovery,
     Webhook,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "EventType",
     "IdempotencyRecord",
     "Integration",
+    "Recovery",
     "SystemValue",
     "User",
     "UserToken",

@@ -37,14 +37,30 @@ CHROMIUM_FLAGS = [
 ContextFactory = Callable[..., BrowserContext]
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, for one test.
+@pytest.fixture(scope="session")
+def shared_browser(request: pytest.FixtureRequest) -> Iterator[Browser | None]:
+    """One Chromium for every test of this process, when the process runs browser tests only.
 
     Playwright's sync API keeps an asyncio event loop marked as running for as long as it
-    lives, and the async tests of other folders share these test processes: a Playwright
-    that outlived one test would break every async test after it.
+    lives, so in a process that also runs the async tests of other folders it must not outlive
+    a test. `make pytest` runs this folder on its own, where one browser serves them all.
     """
+    browser_folder = Path(__file__).parent
+    if not all(browser_folder in Path(item.path).parents for item in request.session.items):
+        yield None
+        return
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def browser(shared_browser: Browser | None) -> Iterator[Browser]:
+    """Debian's Chromium: the shared one, or one for this test alone."""
+    if shared_browser is not None:
+        yield shared_browser
+        return
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield chromium

@@ -24,6 +24,12 @@ BAD_SETTINGS = {
     "database-url-scheme": ("REFLEXBLUE_DATABASE_URL", "mysql://db.example/reflexblue"),
     "database-url-port": ("REFLEXBLUE_DATABASE_URL", "postgresql://u:hunter2@db:port/x"),
     "log-format": ("REFLEXBLUE_LOG_FORMAT", "xml"),
+    "operator-webhook-url-scheme": ("REFLEXBLUE_OPERATOR_WEBHOOK_URL", "ftp://ops.example/h"),
+    "operator-webhook-url-without-secret": (
+        "REFLEXBLUE_OPERATOR_WEBHOOK_URL",
+        "https://ops.example/hook",
+    ),
+    "operator-webhook-secret-prefix": ("REFLEXBLUE_OPERATOR_WEBHOOK_SECRET", "c2VjcmV0"),
 }
 
 

@@ -79,9 +79,11 @@ async def running_worker(
         await asyncio.wait_for(task, timeout=WAIT_LIMIT_SECONDS)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, limit_seconds: float = WAIT_LIMIT_SECONDS
+) -> None:
     """Wait until a condition on the database holds; fail with `what` if it never does."""
-    deadline = asyncio.get_running_loop().time() + WAIT_LIMIT_SECONDS
+    deadline = asyncio.get_running_loop().time() + limit_seconds
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting until {what}")

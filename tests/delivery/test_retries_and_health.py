@@ -177,6 +177,39 @@ async def test_a_trickling_receiver_does_not_hold_up_another(runtime: Runtime) -
     assert 0 < len(slow_attempt.response_body) < 100
 
 
+async def test_a_huge_answer_is_cut_off_after_4_kib_and_never_read_to_the_end(
+    runtime: Runtime,
+) -> None:
+    hundred_mib = 100 * 1024 * 1024
+    written = 0
+    connection_dropped = asyncio.Event()
+
+    async def flood(request: web.Request) -> web.StreamResponse:
+        nonlocal written
+        response = web.StreamResponse(headers={"Content-Length": str(hundred_mib)})
+        await response.prepare(request)
+        chunk = b"x" * (1024 * 1024)
+        try:
+            while written < hundred_mib:
+                await response.write(chunk)
+                written += len(chunk)
+        except ConnectionError:
+            connection_dropped.set()
+        return response
+
+    async with running_receiver(flood) as receiver:
+        await subscribe(runtime, receiver.url, export_id="FLOOD")
+        async with running_worker(runtime):
+            event_id = await _publish(runtime)
+            await eventually(_status_is(runtime, event_id, "succeeded"), "the delivery succeeded")
+            await asyncio.wait_for(connection_dropped.wait(), timeout=10)
+
+    attempts = await _attempts(runtime, (await _delivery(runtime, event_id)).id)
+    assert [(a.response_status, len(a.response_body)) for a in attempts] == [(200, 4096)]
+    # The worker hung up: socket buffers took a few MiB at most, never the whole answer.
+    assert written < hundred_mib // 4
+
+
 def _attempts_to(event_id: str, url: str) -> Select[Attempt]:
     return (
         select(Attempt)

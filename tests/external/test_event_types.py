@@ -16,10 +16,13 @@ PATH = "/api/management/event-types"
 ORDER_SCHEMA = {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}
 
 
-async def test_catalogue_starts_with_the_test_event_type(admin_client: httpx.AsyncClient) -> None:
+async def test_catalogue_starts_with_the_types_the_product_sends(
+    admin_client: httpx.AsyncClient,
+) -> None:
     response = await admin_client.get(PATH)
 
-    assert [item["name"] for item in response.json()["items"]] == ["webhook.test"]
+    names = [item["name"] for item in response.json()["items"]]
+    assert names == ["webhook.disabled", "webhook.test"]
 
 
 async def test_event_type_is_created_with_its_schema(admin_client: httpx.AsyncClient) -> None:
@@ -30,7 +33,11 @@ async def test_event_type_is_created_with_its_schema(admin_client: httpx.AsyncCl
     assert response.status_code == 201
     assert response.json() == body
     listed = (await admin_client.get(PATH)).json()["items"]
-    assert [item["name"] for item in listed] == ["order.created", "webhook.test"]
+    assert [item["name"] for item in listed] == [
+        "order.created",
+        "webhook.disabled",
+        "webhook.test",
+    ]
 
 
 async def test_created_event_type_can_be_subscribed_to(
@@ -74,11 +81,13 @@ async def test_duplicate_event_type_is_a_conflict(admin_client: httpx.AsyncClien
 async def test_bad_event_type_is_refused_and_creates_nothing(
     admin_client: httpx.AsyncClient, body: dict[str, Any], field: str
 ) -> None:
+    before = len((await admin_client.get(PATH)).json()["items"])
+
     response = await admin_client.post(PATH, json=body)
 
     assert response.status_code == 422
     assert field in {error["field"] for error in response.json()["errors"]}
-    assert len((await admin_client.get(PATH)).json()["items"]) == 1
+    assert len((await admin_client.get(PATH)).json()["items"]) == before
 
 
 async def test_description_with_markup_is_stored_literally(

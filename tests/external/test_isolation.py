@@ -39,6 +39,11 @@ async def test_every_route_keeps_integrations_apart(
     webhook_id, delivery_id = await _owned_by(client, caller)
     await _fail(runtime, delivery_id)
     patch_body = {"description": "taken over"}
+    window = {"since": "2026-01-01T00:00:00Z"}
+    recovery = await client.post(
+        f"{API}/webhooks/{webhook_id}/recover", json=window, headers=caller.headers
+    )
+    recovery_id = recovery.json()["id"]
     # Each route called by the other integration on the first one's ids, next to the same
     # call on an id that does not exist at all.
     walk: dict[tuple[str, str], tuple[str, str, str, dict[str, Any] | None]] = {
@@ -54,6 +59,14 @@ async def test_every_route_keeps_integrations_apart(
         ),
         ("GET", "/deliveries/{id}"): ("GET", "/deliveries/{}", delivery_id, None),
         ("POST", "/deliveries/{id}/retry"): ("POST", "/deliveries/{}/retry", delivery_id, None),
+        ("GET", "/webhooks/{id}/recover"): (
+            "GET",
+            "/webhooks/{}/recover?since=2026-01-01T00:00:00Z",
+            webhook_id,
+            None,
+        ),
+        ("POST", "/webhooks/{id}/recover"): ("POST", "/webhooks/{}/recover", webhook_id, window),
+        ("GET", "/recoveries/{id}"): ("GET", "/recoveries/{}", recovery_id, None),
     }
     other = other_caller.headers
 

@@ -83,7 +83,7 @@ def _conforms(server: RunningServer, headers: dict[str, str]) -> None:
     schema = schemathesis.openapi.from_url(f"{server.url}/api/external/v1/openapi.json")
     results = list(schema.get_all_operations())
     operations = [result.ok() for result in results if isinstance(result, Ok)]
-    assert len(operations) == len(results) == 11
+    assert len(operations) == len(results) == 14
     strategies: list[st.SearchStrategy[Case[Any]]] = [
         operation.as_strategy(generation_mode=mode)
         for operation in operations

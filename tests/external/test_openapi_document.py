@@ -19,6 +19,9 @@ OPERATION_IDS = {
     ("get", "/webhooks/{id}/deliveries"): "listWebhookDeliveries",
     ("get", "/deliveries/{id}"): "getDelivery",
     ("post", "/deliveries/{id}/retry"): "retryDelivery",
+    ("get", "/webhooks/{id}/recover"): "previewWebhookRecovery",
+    ("post", "/webhooks/{id}/recover"): "recoverWebhook",
+    ("get", "/recoveries/{id}"): "getRecovery",
 }
 
 

@@ -26,6 +26,9 @@ async def test_created_webhook_reads_as_the_spec_says(api: httpx.AsyncClient) ->
         "event_types",
         "enabled",
         "disabled_reason",
+        "failing_since",
+        "failure_count",
+        "health",
         "created_at",
         "updated_at",
     }
@@ -288,10 +291,16 @@ async def test_event_types_are_listed(api: httpx.AsyncClient) -> None:
     assert response.json() == {
         "items": [
             {
+                "name": "webhook.disabled",
+                "description": "Sent to the operator's webhook when a webhook is disabled "
+                "automatically.",
+                "schema": None,
+            },
+            {
                 "name": "webhook.test",
                 "description": "Sent on request to check that a webhook's receiver answers.",
                 "schema": None,
-            }
+            },
         ],
         "next_cursor": None,
     }

@@ -69,6 +69,13 @@ class PostgresDatabases:
         self.created.append(name)
         return self._url_of(name)
 
+    def create_empty(self) -> str:
+        """A database without any table, as a first deployment finds it."""
+        name = f"empty_{self.worker}_{next(_numbers)}"
+        asyncio.run(self._execute(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return self._url_of(name)
+
     def drop_all(self) -> None:
         for name in self.created:
             asyncio.run(self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -13,7 +13,7 @@ from reflexblue.accounts.passwords import hash_password, needs_rehash, verify_pa
 from reflexblue.accounts.schemas import UserCreate
 from reflexblue.audit.service import Actor, record
 from reflexblue.core.crypto import hash_token, new_token
-from reflexblue.core.database import utcnow
+from reflexblue.core.database import serialise_first_start, utcnow
 from reflexblue.core.errors import Conflict, FieldError, NotFound, Unauthenticated
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ async def get_user(session: AsyncSession, username: str) -> User:
 
 async def ensure_first_admin(session: AsyncSession, password: str | None) -> str | None:
     """Create `admin` when there are no users yet. Returns the password if it was generated."""
+    await serialise_first_start(session)
     if await session.scalar(select(User.id).limit(1)) is not None:
         return None
     generated = password is None

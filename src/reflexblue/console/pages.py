@@ -47,6 +47,7 @@ from reflexblue.core.validation import parse
 from reflexblue.integrations import service
 from reflexblue.integrations.models import Integration
 from reflexblue.integrations.schemas import IntegrationCreate, IntegrationUpdate
+from reflexblue.webhooks.health import webhook_trouble
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,13 @@ async def overview(request: Request, runtime: RuntimeDep, signed_in: ConsoleUser
     async with transaction(runtime.sessions) as session:
         page, view = await _load_page(session, view)
         saved = await _saved_name(session, request, view)
+        trouble = await webhook_trouble(session, [row.id for row in page.items])
     flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
     context = {
         "view": view,
         "columns": COLUMNS,
         "page": page,
+        "trouble": trouble,
         "selected": _selected_on_page(page, view.selected),
         "confirmation": saved or flash,
     }

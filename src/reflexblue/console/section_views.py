@@ -51,8 +51,13 @@ def webhook_state(webhook: Webhook) -> str:
     if not webhook.enabled:
         return f"Disabled: {webhook.disabled_reason}" if webhook.disabled_reason else "Disabled"
     if webhook.failing_since is not None:
-        return f"Failing since {webhook.failing_since.strftime('%d %b %Y, %H:%M UTC')}"
+        since = webhook.failing_since.strftime("%d %b %Y, %H:%M UTC")
+        return f"Failing since {since} ({failures_in_words(webhook.failure_count)})"
     return "Healthy"
+
+
+def failures_in_words(count: int) -> str:
+    return "1 failed attempt in a row" if count == 1 else f"{count} failed attempts in a row"
 
 
 def webhook_row(webhook: Webhook) -> WebhookRow:
@@ -76,4 +81,6 @@ SECTION_NOTICES = {
     "key-revoked": "The API key was revoked; it no longer opens the External API.",
     "test-queued": "A test event is on its way; its delivery is listed below.",
     "retried": "The delivery is queued again and is sent at once.",
+    "recovery-started": "The recovery started: its failed deliveries are queued again in "
+    "batches, and its progress is listed below.",
 }

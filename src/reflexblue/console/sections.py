@@ -3,10 +3,12 @@ page per webhook. Reading is for every signed-in user; changes are for administr
 
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
@@ -30,16 +32,19 @@ from reflexblue.core.runtime import Runtime
 from reflexblue.core.validation import parse
 from reflexblue.integrations import api_keys, service
 from reflexblue.integrations.api_keys import ApiKeyCreate
-from reflexblue.webhooks import deliveries
+from reflexblue.webhooks import deliveries, recovery
 from reflexblue.webhooks import service as webhooks
 from reflexblue.webhooks.models import DeliveryStatus
-from reflexblue.webhooks.schemas import DeliveryDetail
+from reflexblue.webhooks.schemas import DeliveryDetail, RecoveryCreate, RecoveryPreview
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
 DELIVERIES_SHOWN = 20
+RECOVERY_DEFAULT_HOURS = 24
+# What a datetime-local field sends: minutes, or seconds when the browser shows them.
+_LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 EXPIRY_DAYS_MAX = 3650
 _INTEGRATION = OVERVIEW_PATH + "/{integration_id}"
 _WEBHOOK = _INTEGRATION + "/webhooks/{webhook_id}"
@@ -157,7 +162,10 @@ async def webhook_page(
     webhook_id: str,
 ) -> Response:
     notice = SECTION_NOTICES.get(request.query_params.get("done", ""))
-    return await _webhook_page(request, runtime, signed_in, integration_id, webhook_id, notice)
+    since_text = request.query_params.get("since")
+    return await _webhook_page(
+        request, runtime, signed_in, integration_id, webhook_id, notice, since_text=since_text
+    )
 
 
 async def _webhook_page(
@@ -170,6 +178,7 @@ async def _webhook_page(
     *,
     problem: str | None = None,
     status_code: int = 200,
+    since_text: str | None = None,
 ) -> Response:
     async with transaction(runtime.sessions) as session:
         integration = await service.get_integration(session, integration_id)
@@ -180,7 +189,11 @@ async def _webhook_page(
         details = [
             await deliveries.get_delivery(session, integration_id, each.id) for each in page.items
         ]
+        form = await _recovery_form(session, integration_id, webhook_id, since_text)
+        recoveries = await recovery.recent_recoveries(session, integration_id, webhook_id)
     context = {
+        "recovery_form": form,
+        "recoveries": recoveries,
         "integration": integration,
         "row": webhook_row(webhook),
         "deliveries": details,
@@ -239,6 +252,80 @@ async def retry_delivery(
         )
     runtime.delivery_doorbell.set()
     return _back_to_webhook(posted, integration_id, webhook_id, "retried")
+
+
+# --- recovering failed deliveries -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecoveryForm:
+    """The recovery form: the time typed (or the default), and its preview or what is wrong."""
+
+    since: str
+    preview: RecoveryPreview | None = None
+    error: str | None = None
+
+
+async def _recovery_form(
+    session: AsyncSession, integration_id: str, webhook_id: str, since_text: str | None
+) -> RecoveryForm:
+    if since_text is None:
+        default = utcnow() - timedelta(hours=RECOVERY_DEFAULT_HOURS)
+        return RecoveryForm(since=default.strftime(_LOCAL_FORMATS[0]))
+    try:
+        request = _recovery_request(since_text)
+        preview = await recovery.preview_recovery(session, integration_id, webhook_id, request)
+    except ValidationFailed as refusal:
+        return RecoveryForm(since=since_text, error=refusal.errors[0].message)
+    return RecoveryForm(since=since_text, preview=preview)
+
+
+def _recovery_request(since_text: str) -> RecoveryCreate:
+    """The form's time, read as UTC as the label says."""
+    for pattern in _LOCAL_FORMATS:
+        try:
+            since = datetime.strptime(since_text.strip(), pattern).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        return parse(RecoveryCreate, {"since": since})
+    message = "Enter a date and time, such as 2026-12-01 08:00."
+    raise ValidationFailed(message, [FieldError("since", message)])
+
+
+@router.post(_WEBHOOK + "/recover")
+async def recover_failed_deliveries(
+    request: Request,
+    runtime: RuntimeDep,
+    signed_in: ConsoleAdmin,
+    posted: CheckedForm,
+    integration_id: str,
+    webhook_id: str,
+) -> Response:
+    since_text = form_text(posted, "since") or ""
+    try:
+        recovery_request = _recovery_request(since_text)
+        async with transaction(runtime.sessions) as session:
+            started = await recovery.request_recovery(
+                session, integration_id, webhook_id, recovery_request, actor_of(signed_in.user)
+            )
+    except ValidationFailed:
+        # The page shows the form again with the reason beside the field.
+        return await _webhook_page(
+            request,
+            runtime,
+            signed_in,
+            integration_id,
+            webhook_id,
+            None,
+            status_code=422,
+            since_text=since_text,
+        )
+    runtime.delivery_doorbell.set()
+    logger.info(
+        "recovery requested in the console",
+        extra={"webhook_id": webhook_id, "recovery_id": started.id, "user": signed_in.user.id},
+    )
+    return _back_to_webhook(posted, integration_id, webhook_id, "recovery-started")
 
 
 def _require_same_webhook(detail: DeliveryDetail, webhook_id: str) -> None:

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -89,6 +89,10 @@ def _begin_sqlite_immediately(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Any fixed number works; it only has to be the same in every process.
+_FIRST_START_LOCK = 7_341_205_119
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -100,3 +104,11 @@ async def transaction(
     """One unit of work: committed when the block ends, rolled back if it raises."""
     async with sessions() as session, session.begin():
         yield session
+
+
+async def serialise_first_start(session: AsyncSession) -> None:
+    """Make nodes that start together on one PostgreSQL take their first-start steps (the key
+    check, the first administrator) one at a time, until this transaction ends. SQLite
+    already serialises every writing transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _FIRST_START_LOCK})

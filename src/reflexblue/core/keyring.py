@@ -10,7 +10,7 @@ from reflexblue.core.crypto import (
     read_master_key_file,
     write_new_master_key_file,
 )
-from reflexblue.core.database import Base, transaction
+from reflexblue.core.database import Base, serialise_first_start, transaction
 from reflexblue.core.errors import MasterKeyError
 from reflexblue.core.settings import Settings
 
@@ -31,6 +31,7 @@ async def open_secret_box(
 ) -> SecretBox:
     """The box for this database's secrets; raises MasterKeyError rather than guess."""
     async with transaction(sessions) as session:
+        await serialise_first_start(session)
         key_check = await _load_key_check(session)
         key = _find_master_key(settings, database_is_keyed=key_check is not None)
         box = SecretBox(key)

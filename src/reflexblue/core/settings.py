@@ -1,20 +1,30 @@
 """Configuration from `REFLEXBLUE_*` environment variables and an optional `.env` file."""
 
+import base64
+import binascii
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_RETRY_SCHEDULE_SECONDS = (5, 300, 1800, 7200, 18000, 36000, 36000)
+OPERATOR_SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every signing secret
+OPERATOR_SECRET_MIN_BYTES = 24
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="REFLEXBLUE_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="REFLEXBLUE_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        # A refused value may be a password or a secret: errors name the setting, not the value.
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Path("./data")
@@ -32,14 +42,26 @@ class Settings(BaseSettings):
     # External API requests per API key: a steady rate per second and the burst above it.
     external_rate_limit: float = Field(default=50.0, gt=0)
     external_rate_burst: int = Field(default=100, ge=1)
+    # Where `reflexblue worker` serves /metrics and /healthz; off unless set, since two workers
+    # on one machine cannot share a port.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65_535)
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Where `webhook.disabled` events go, signed with the secret below; empty turns them off.
+    operator_webhook_url: str = ""
+    # Checked even when left out, since the URL above makes it required.
+    operator_webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
 
     @field_validator("retry_schedule")
     @classmethod
     def _check_retry_schedule(cls, value: str) -> str:
         _parse_retry_schedule(value)
         return value
+
+    @field_validator("worker_metrics_port", mode="before")
+    @classmethod
+    def _blank_port_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url")
     @classmethod
@@ -54,6 +76,31 @@ class Settings(BaseSettings):
             # The URL itself is left out of the message: it may hold a password.
             raise ValueError("is not a valid URL, such as postgresql://user@host/name") from None
         return value.strip()
+
+    @field_validator("operator_webhook_url")
+    @classmethod
+    def _check_operator_webhook_url(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            _check_http_url(value)
+        return value
+
+    @field_validator("operator_webhook_secret")
+    @classmethod
+    def _check_operator_webhook_secret(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        text = value.get_secret_value().strip() if value is not None else ""
+        if not text:
+            if info.data.get("operator_webhook_url"):
+                raise ValueError(
+                    "is required when REFLEXBLUE_OPERATOR_WEBHOOK_URL is set: whsec_ followed "
+                    f"by base64 of at least {OPERATOR_SECRET_MIN_BYTES} random bytes"
+                )
+            return None
+        # The secret itself stays out of every message.
+        _check_signing_secret(text)
+        return SecretStr(text)
 
     @cached_property
     def retry_schedule_seconds(self) -> tuple[int, ...]:
@@ -90,3 +137,22 @@ def _parse_retry_schedule(value: str) -> tuple[int, ...]:
     if any(delay < 0 for delay in delays):
         raise ValueError("delays may not be negative")
     return delays
+
+
+def _check_http_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("may not carry a user name or password")
+
+
+def _check_signing_secret(value: str) -> None:
+    if not value.startswith(OPERATOR_SECRET_PREFIX):
+        raise ValueError(f"must start with {OPERATOR_SECRET_PREFIX}")
+    try:
+        key = base64.b64decode(value.removeprefix(OPERATOR_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"must be {OPERATOR_SECRET_PREFIX} followed by base64") from None
+    if len(key) < OPERATOR_SECRET_MIN_BYTES:
+        raise ValueError(f"must hold at least {OPERATOR_SECRET_MIN_BYTES} bytes after the prefix")

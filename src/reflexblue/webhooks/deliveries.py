@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reflexblue.core.database import utcnow
 from reflexblue.core.errors import Conflict, NotFound
 from reflexblue.core.paging import Page
+from reflexblue.core.request_ids import current_request_id
 from reflexblue.webhooks.listing import PAGE_SIZE_DEFAULT, page_by_key
 from reflexblue.webhooks.models import (
     TEST_EVENT_TYPE,
@@ -91,6 +92,7 @@ async def queue_test_event(
         data={"webhook_id": webhook.id, "message": "A test event, sent on request."},
         integration_id=integration_id,
         created_at=now,
+        request_id=current_request_id(),
     )
     session.add(event)
     await session.flush()

@@ -23,6 +23,8 @@ KEY_LIFETIME = timedelta(hours=24)
 # process that died; the work and its answer commit together, so doing it again is safe.
 ABANDONED_CLAIM_AFTER = timedelta(minutes=2)
 HEADER = "Idempotency-Key"
+# Set on an answer that repeats the stored one instead of doing the work again.
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 @dataclass(frozen=True)

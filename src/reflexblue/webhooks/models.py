@@ -32,12 +32,17 @@ class EventType(Base):
 
 
 class Webhook(Base):
-    """An integration's subscription: which event types go to which URL."""
+    """An integration's subscription: which event types go to which URL.
+
+    The one webhook without an integration is the operator's (see `webhooks.operator`).
+    """
 
     __tablename__ = "webhooks"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("wh"))
-    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    integration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE")
+    )
     url: Mapped[str] = mapped_column(String(2000))
     description: Mapped[str] = mapped_column(Text, default="")
     # Event type names, or ["*"] for every type.
@@ -46,6 +51,8 @@ class Webhook(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     # When the current run of failed attempts began; a webhook failing long enough is disabled.
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failed attempts in a row since the last success; 0 while healthy.
+    failure_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -66,6 +73,12 @@ class Event(Base):
         ForeignKey("integrations.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # The publisher's key for "this event, once": a repeat with it is answered, not published.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), index=True, unique=True)
+    # SHA-256 of what was published under the key; the key with other content is refused.
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # The API request that published the event, carried into the worker's log lines.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Delivery(Base):
@@ -123,3 +136,35 @@ class IdempotencyRecord(Base):
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[Any | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class RecoveryStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+
+
+class Recovery(Base):
+    """A request to send a webhook's failed deliveries of a time window again, carried out by
+    the workers in batches."""
+
+    __tablename__ = "recoveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("rcv"))
+    webhook_id: Mapped[str] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    # The window, on the deliveries' created_at: since <= created_at < until.
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default=RecoveryStatus.RUNNING.value)
+    # Failed deliveries in the window when it was requested, and those sent back to the queue.
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    requeued: Mapped[int] = mapped_column(Integer, default=0)
+    # The id of the last delivery a batch looked at; the next batch goes on after it.
+    cursor: Mapped[str | None] = mapped_column(String(40))
+    requested_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Workers look for the running ones.
+    __table_args__ = (Index("ix_recoveries_status_created_at", "status", "created_at"),)

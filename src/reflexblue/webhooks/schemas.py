@@ -1,17 +1,26 @@
 """The shapes event types, webhooks and deliveries take at the doors."""
 
 import re
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from reflexblue.core.validation import reject_null, text_rule
-from reflexblue.webhooks.models import DeliveryStatus
+from reflexblue.webhooks.models import DeliveryStatus, RecoveryStatus
 
 EVENT_TYPE_NAME_MAX_LENGTH = 100
 EVENT_TYPE_DESCRIPTION_MAX_LENGTH = 500
@@ -22,6 +31,7 @@ ALL_EVENT_TYPES = "*"
 
 _EVENT_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _URL_SCHEMES = ("http", "https")
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 def _event_type_name_rule(value: str) -> str:
@@ -159,6 +169,9 @@ class WebhookUpdate(BaseModel):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
+WebhookHealth = Literal["healthy", "failing", "disabled"]
+
+
 class WebhookRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -168,8 +181,22 @@ class WebhookRead(BaseModel):
     event_types: list[str]
     enabled: bool
     disabled_reason: str | None
+    failing_since: datetime | None = Field(
+        description="When the current run of failed attempts began; null while healthy."
+    )
+    failure_count: int = Field(description="Failed attempts in a row since the last success.")
     created_at: datetime
     updated_at: datetime
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="`healthy`; `failing` (see `failing_since` and `failure_count`); or "
+        "`disabled` (see `disabled_reason`)."
+    )
+    @property
+    def health(self) -> WebhookHealth:
+        if not self.enabled:
+            return "disabled"
+        return "failing" if self.failing_since is not None else "healthy"
 
 
 class AttemptRead(BaseModel):
@@ -195,3 +222,56 @@ class DeliveryRead(BaseModel):
 
 class DeliveryDetail(DeliveryRead):
     attempts: list[AttemptRead]
+
+
+def _timestamp_text(value: object) -> object:
+    # Lax parsing would take a number (or a string of digits) for Unix seconds; the API
+    # promises RFC 3339, date and time.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise PydanticCustomError(
+            "timestamp_type", "Use an RFC 3339 timestamp such as 2026-12-01T08:00:00Z."
+        )
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("timestamp_range", "This time is out of range.") from None
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_in_utc)]
+
+
+class RecoveryCreate(BaseModel):
+    """Which failed deliveries to send again: those created in `[since, until)`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: Timestamp = Field(description="RFC 3339; not in the future.")
+    until: Timestamp | None = Field(
+        default=None, description="RFC 3339, after `since`; now when left out or later."
+    )
+
+
+class RecoveryPreview(BaseModel):
+    since: datetime
+    until: datetime
+    deliveries: int = Field(description="Failed deliveries of the webhook in the window.")
+
+
+class RecoveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    webhook_id: str
+    since: datetime
+    until: datetime
+    status: RecoveryStatus
+    total: int = Field(description="Failed deliveries in the window when it was requested.")
+    requeued: int = Field(description="Deliveries sent back to the queue so far.")
+    created_at: datetime
+    finished_at: datetime | None

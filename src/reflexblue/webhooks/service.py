@@ -92,6 +92,7 @@ async def update_webhook(
     if "enabled" in changes and webhook.enabled:
         webhook.disabled_reason = None
         webhook.failing_since = None
+        webhook.failure_count = 0
     elif "enabled" in changes:
         webhook.disabled_reason = "Disabled through the External API."
     webhook.updated_at = utcnow()

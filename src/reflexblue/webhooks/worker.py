@@ -27,8 +27,16 @@ from reflexblue.core.database import transaction, utcnow
 from reflexblue.core.runtime import Runtime
 from reflexblue.integrations.models import Integration
 from reflexblue.integrations.service import signing_secrets
+from reflexblue.operations.metrics import observe_attempt
 from reflexblue.webhooks.models import Attempt, Delivery, DeliveryStatus, Event, Webhook
+from reflexblue.webhooks.operator import (
+    is_operator_webhook,
+    operator_signing_secrets,
+    queue_disabled_events,
+    sync_operator_webhook,
+)
 from reflexblue.webhooks.publishing import NOTIFY_CHANNEL
+from reflexblue.webhooks.recovery import RECOVERY_BATCH_SIZE, RecoveryRunner
 from reflexblue.webhooks.retention import prune_finished_deliveries
 from reflexblue.webhooks.retry import RetryPolicy
 from reflexblue.webhooks.sender import AttemptResult, Sender
@@ -55,6 +63,7 @@ class WorkerConfig:
     ack_batch_size: int = 50
     ack_interval_seconds: float = 0.005
     shutdown_grace_seconds: float = 10.0
+    recovery_batch_size: int = RECOVERY_BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,8 @@ class ClaimedDelivery:
     secrets: list[str]
     attempts_made: int
     lease_until: datetime
+    # The API request that published the event, for the log line of each attempt.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,17 +103,23 @@ class DeliveryWorker:
         self._policy = RetryPolicy(self._settings.retry_schedule_seconds)
         self._flight = _Flight()
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
-        self._wake = runtime.delivery_doorbell
+        self._recoveries = RecoveryRunner(runtime, batch_size=self._config.recovery_batch_size)
+        # Rung by publishers, NOTIFY and wake(): there may be new due deliveries.
+        self._doorbell = runtime.delivery_doorbell
+        # Set when an attempt ends: a slot, and maybe a webhook's share, is free again.
+        self._slot_freed = asyncio.Event()
+        self._looked_past_busy_at = 0.0
         # Long enough for one attempt and the writing of its outcome; when a worker dies, its
         # claims are due again after this.
         self._lease = timedelta(seconds=self._settings.delivery_timeout * 2 + LEASE_MARGIN_SECONDS)
 
     def wake(self) -> None:
         """Ask the worker to look for due deliveries now (for example after a publish)."""
-        self._wake.set()
+        self._doorbell.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, then finish or release what is in flight."""
+        await sync_operator_webhook(self._runtime)
         allowed = partial(address_allowed, allow_private=self._settings.allow_private_targets)
         sender = Sender(
             timeout_seconds=self._settings.delivery_timeout,
@@ -130,6 +147,7 @@ class DeliveryWorker:
             await listener.ensure_listening()
             try:
                 claimed = await self._claim()
+                await self._recoveries.step_when_due()
                 backoff = 0.0
             except DBAPIError as error:
                 backoff = min(max(backoff * 2, 0.1), DATABASE_BACKOFF_MAX_SECONDS)
@@ -155,7 +173,7 @@ class DeliveryWorker:
         self._flight.per_webhook[webhook_id] -= 1
         if self._flight.per_webhook[webhook_id] <= 0:
             del self._flight.per_webhook[webhook_id]
-        self._wake.set()
+        self._slot_freed.set()
 
     async def _attempt(self, claim: ClaimedDelivery, sender: Sender) -> None:
         attempted_at = utcnow()
@@ -178,8 +196,12 @@ class DeliveryWorker:
         if self._free_slots() > 0:
             with contextlib.suppress(DBAPIError):
                 timeout = min(timeout, await self._seconds_until_next_due())
-        self._wake.clear()
-        waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+        self._slot_freed.clear()
+        waiters = [
+            asyncio.create_task(self._doorbell.wait()),
+            asyncio.create_task(self._slot_freed.wait()),
+            asyncio.create_task(stop.wait()),
+        ]
         # The floor keeps a due delivery that cannot be claimed yet (another worker's lease)
         # from turning this wait into a busy loop.
         timeout = max(timeout, IDLE_FLOOR_SECONDS)
@@ -204,10 +226,12 @@ class DeliveryWorker:
         wanted = min(self._config.batch_size, self._free_slots())
         if wanted <= 0:
             return []
+        # Cleared before looking, so a ring during the claim is not lost but wakes the idle wait.
+        news = self._doorbell.is_set()
+        self._doorbell.clear()
         async with transaction(self._runtime.sessions) as session:
             now = utcnow()
-            candidates = await self._due_candidates(session, now, wanted)
-            picked = self._pick_fairly(candidates, wanted)
+            picked = await self._pick_due(session, now, wanted, news)
             if not picked:
                 return []
             lease_until = now + self._lease
@@ -216,8 +240,35 @@ class DeliveryWorker:
             )
             return await self._load_claims(session, picked, lease_until, now)
 
+    async def _pick_due(
+        self, session: AsyncSession, now: datetime, wanted: int, news: bool
+    ) -> list[str]:
+        """The oldest due deliveries, no webhook beyond its share of attempts in flight.
+
+        When the oldest ones all belong to webhooks already at their share (one webhook with a
+        big backlog), a second look skips those webhooks so that the others are not starved.
+        That look scans past the backlog, so it is made after news or once per poll interval.
+        """
+        window = wanted * 4
+        in_flight = Counter(self._flight.per_webhook)
+        candidates = await self._due_candidates(session, now, window)
+        picked = self._pick_fairly(candidates, wanted, in_flight)
+        if len(picked) == wanted or len(candidates) < window or not self._may_look_past(news):
+            return picked
+        busy = [w for w, n in in_flight.items() if n >= self._config.per_webhook_in_flight]
+        wanted -= len(picked)
+        more = await self._due_candidates(session, now, wanted * 4, skipping=busy)
+        return picked + self._pick_fairly(more, wanted, in_flight)
+
+    def _may_look_past(self, news: bool) -> bool:
+        now = time.monotonic()
+        if not news and now - self._looked_past_busy_at < self._config.poll_interval_seconds:
+            return False
+        self._looked_past_busy_at = now
+        return True
+
     async def _due_candidates(
-        self, session: AsyncSession, now: datetime, wanted: int
+        self, session: AsyncSession, now: datetime, limit: int, skipping: list[str] | None = None
     ) -> list[tuple[str, str]]:
         query = (
             select(Delivery.id, Delivery.webhook_id)
@@ -229,18 +280,19 @@ class DeliveryWorker:
                 Webhook.enabled.is_(True),
             )
             .order_by(Delivery.next_attempt_at)
-            .limit(wanted * 4)
+            .limit(limit)
         )
+        if skipping:
+            query = query.where(Delivery.webhook_id.not_in(skipping))
         if self._runtime.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=Delivery)
         rows = await session.execute(query)
         return [(row.id, row.webhook_id) for row in rows]
 
-    def _pick_fairly(self, candidates: list[tuple[str, str]], wanted: int) -> list[str]:
-        """Due deliveries in order, but no webhook beyond its share of attempts in flight."""
-        # TODO: a webhook with a huge backlog can still fill the scanned window and delay
-        # others by a round; per-webhook queue heads would remove that (scale-out issue).
-        in_flight = Counter(self._flight.per_webhook)
+    def _pick_fairly(
+        self, candidates: list[tuple[str, str]], wanted: int, in_flight: Counter[str]
+    ) -> list[str]:
+        """Candidates in order, counting each pick into `in_flight`, skipping full webhooks."""
         picked: list[str] = []
         for delivery_id, webhook_id in candidates:
             if in_flight[webhook_id] >= self._config.per_webhook_in_flight:
@@ -258,7 +310,8 @@ class DeliveryWorker:
             select(Delivery, Event, Webhook, Integration)
             .join(Event, Event.id == Delivery.event_id)
             .join(Webhook, Webhook.id == Delivery.webhook_id)
-            .join(Integration, Integration.id == Webhook.integration_id)
+            # The operator's webhook has no integration.
+            .outerjoin(Integration, Integration.id == Webhook.integration_id)
             .where(Delivery.id.in_(ids))
         )
         bodies: dict[str, bytes] = {}
@@ -267,8 +320,9 @@ class DeliveryWorker:
         for delivery, event, webhook, integration in rows:
             if event.id not in bodies:
                 bodies[event.id] = request_body(event)
-            if integration.id not in secrets:
-                secrets[integration.id] = signing_secrets(self._runtime.box, integration, now)
+            signer = integration.id if integration is not None else webhook.id
+            if signer not in secrets:
+                secrets[signer] = self._secrets_of(integration, now)
             claims.append(
                 ClaimedDelivery(
                     delivery_id=delivery.id,
@@ -276,12 +330,18 @@ class DeliveryWorker:
                     event_id=event.id,
                     url=webhook.url,
                     body=bodies[event.id],
-                    secrets=secrets[integration.id],
+                    secrets=secrets[signer],
                     attempts_made=delivery.attempt_count,
                     lease_until=lease_until,
+                    request_id=event.request_id,
                 )
             )
         return claims
+
+    def _secrets_of(self, integration: Integration | None, now: datetime) -> list[str]:
+        if integration is None:
+            return operator_signing_secrets(self._settings)
+        return signing_secrets(self._runtime.box, integration, now)
 
     # --- recording outcomes --------------------------------------------------------------
 
@@ -315,9 +375,12 @@ class DeliveryWorker:
         async with transaction(self._runtime.sessions) as session:
             session.add_all(_attempt_row(outcome) for outcome in outcomes)
             webhooks = await _webhooks_by_id(session, {o.claim.webhook_id for o in outcomes})
+            enabled_before = {webhook.id for webhook in webhooks.values() if webhook.enabled}
             changes = [
                 self._delivery_change(o, webhooks[o.claim.webhook_id], now) for o in outcomes
             ]
+            disabled = [w for w in webhooks.values() if w.id in enabled_before and not w.enabled]
+            notices = await queue_disabled_events(session, disabled, self._settings, now)
             await session.flush()
             # A core UPDATE with per-row parameters, guarded by the lease: when a claim ran out
             # and another worker took the delivery over, this stale outcome changes nothing.
@@ -337,8 +400,11 @@ class DeliveryWorker:
                 ),
                 changes,
             )
-        for outcome in outcomes:
+        for outcome, change in zip(outcomes, changes, strict=True):
             _log_outcome(outcome)
+            observe_attempt(outcome.result, change["b_status"])
+        if notices:
+            self._doorbell.set()  # the operator's webhook.disabled events are due now
 
     def _delivery_change(self, outcome: Outcome, webhook: Webhook, now: datetime) -> dict[str, Any]:
         result, claim = outcome.result, outcome.claim
@@ -346,6 +412,7 @@ class DeliveryWorker:
         status, next_at = DeliveryStatus.SUCCEEDED.value, None
         if result.succeeded:
             webhook.failing_since = None
+            webhook.failure_count = 0
         else:
             next_at = self._policy.next_attempt_at(
                 now,
@@ -366,6 +433,7 @@ class DeliveryWorker:
         }
 
     def _note_failure(self, webhook: Webhook, outcome: Outcome, now: datetime) -> None:
+        webhook.failure_count += 1
         if webhook.failing_since is None:
             webhook.failing_since = outcome.attempted_at
         reason = None
@@ -376,7 +444,10 @@ class DeliveryWorker:
                 f"Every attempt failed since {webhook.failing_since.isoformat()}, "
                 f"longer than {self._settings.disable_after} seconds."
             )
-        if reason and webhook.enabled:
+        if reason and is_operator_webhook(webhook):
+            # Disabling it would silence the news of every later disabling; keep trying.
+            logger.warning("operator webhook failing", extra={"reason": reason})
+        elif reason and webhook.enabled:
             webhook.enabled = False
             webhook.disabled_reason = reason
             webhook.updated_at = now
@@ -491,6 +562,7 @@ def _log_outcome(outcome: Outcome) -> None:
             "delivery_id": outcome.claim.delivery_id,
             "webhook_id": outcome.claim.webhook_id,
             "event_id": outcome.claim.event_id,
+            "request_id": outcome.claim.request_id,
             "status": result.response_status,
             "error": result.error.value if result.error else None,
             "duration_ms": result.duration_ms,

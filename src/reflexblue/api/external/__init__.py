@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from reflexblue.api.dependencies import require_json_body
-from reflexblue.api.external import catalogue, webhooks
+from reflexblue.api.external import catalogue, recoveries, webhooks
 from reflexblue.api.external.documentation import DOCS_PAGE, DOCS_PAGE_POLICY, install_openapi
 from reflexblue.api.external.rate_limit import RateLimiter
 from reflexblue.api.problems import install_problem_handlers
@@ -51,6 +51,7 @@ def create_external_api(settings: Settings) -> FastAPI:
     )
     api.include_router(catalogue.router)
     api.include_router(webhooks.router)
+    api.include_router(recoveries.router)
     api.mount("/static", StaticFiles(directory=_STATIC_DIR), name="static")
     _add_docs_page(api)
     install_openapi(api)

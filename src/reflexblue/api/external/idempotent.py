@@ -12,8 +12,7 @@ from reflexblue.api.external.caller import Caller
 from reflexblue.core.database import transaction
 from reflexblue.core.runtime import Runtime
 from reflexblue.webhooks import idempotency
-
-REPLAYED_HEADER = "Idempotent-Replayed"
+from reflexblue.webhooks.idempotency import REPLAYED_HEADER
 
 Work = Callable[[AsyncSession], Awaitable[BaseModel]]
 Check = Callable[[], Awaitable[None]]

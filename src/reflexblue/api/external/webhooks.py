@@ -11,10 +11,10 @@ from reflexblue.api.dependencies import RuntimeDep, Sessions
 from reflexblue.api.external.caller import CallerDep
 from reflexblue.api.external.catalogue import Limit, PageCursor
 from reflexblue.api.external.documentation import read_errors, write_errors
-from reflexblue.api.external.idempotent import REPLAYED_HEADER, answer_once
+from reflexblue.api.external.idempotent import answer_once
 from reflexblue.core.database import transaction
 from reflexblue.webhooks import deliveries, service
-from reflexblue.webhooks.idempotency import KEY_MAX_LENGTH
+from reflexblue.webhooks.idempotency import KEY_MAX_LENGTH, REPLAYED_HEADER
 from reflexblue.webhooks.listing import PAGE_SIZE_DEFAULT
 from reflexblue.webhooks.models import DeliveryStatus
 from reflexblue.webhooks.schemas import (

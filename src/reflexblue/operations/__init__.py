@@ -1,0 +1,1 @@
+"""What the operator watches: Prometheus metrics, request ids and the access log."""
