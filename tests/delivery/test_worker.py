@@ -12,6 +12,7 @@ from reflexblue.core.runtime import Runtime
 from reflexblue.integrations.service import reveal_secret, rotate_secret
 from reflexblue.webhooks.models import Attempt, Delivery, Webhook
 from reflexblue.webhooks.publishing import publish_event
+from reflexblue.webhooks.worker import WorkerConfig
 from tests.delivery.conftest import eventually, running_worker, subscribe
 from tests.support.receiver import running_receiver
 
@@ -160,7 +161,8 @@ async def test_a_slow_receiver_does_not_hold_up_another_webhook(runtime: Runtime
 
     async with running_receiver(slow) as slow_receiver, running_receiver() as fast_receiver:
         await subscribe(runtime, slow_receiver.url, export_id="SLOW")
-        async with running_worker(runtime):
+        config = WorkerConfig(poll_interval_seconds=0.2, per_webhook_in_flight=4)
+        async with running_worker(runtime, config):
             for _ in range(10):
                 await _publish(runtime)
             await subscribe(runtime, fast_receiver.url, export_id="FAST")
@@ -173,7 +175,7 @@ async def test_a_slow_receiver_does_not_hold_up_another_webhook(runtime: Runtime
             slow_in_flight = len(slow_receiver.received)
             release.set()
 
-    assert slow_in_flight <= 4  # the per-webhook bound, not all eleven at once
+    assert slow_in_flight <= config.per_webhook_in_flight  # the bound, not all eleven at once
 
 
 async def test_each_integration_receives_events_signed_with_its_own_secret_only(

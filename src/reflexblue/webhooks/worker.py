@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reflexblue.core.database import transaction, utcnow
+from reflexblue.core.database import new_id, transaction, utcnow
 from reflexblue.core.runtime import Runtime
 from reflexblue.integrations.models import Integration
 from reflexblue.integrations.service import signing_secrets
@@ -58,12 +58,13 @@ DATABASE_BACKOFF_MAX_SECONDS = 5.0
 class WorkerConfig:
     batch_size: int = 50
     max_in_flight: int = 64
-    per_webhook_in_flight: int = 4
+    per_webhook_in_flight: int = 16
     poll_interval_seconds: float = 1.0
     ack_batch_size: int = 50
     ack_interval_seconds: float = 0.005
     shutdown_grace_seconds: float = 10.0
     recovery_batch_size: int = RECOVERY_BATCH_SIZE
+    claim_gather_seconds: float = 0.002
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class ClaimedDelivery:
     lease_until: datetime
     # The API request that published the event, for the log line of each attempt.
     request_id: str | None = None
+    # Whether the webhook was failing when claimed: a success must then make it healthy.
+    webhook_failing: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,10 @@ class DeliveryWorker:
         # Set when an attempt ends: a slot, and maybe a webhook's share, is free again.
         self._slot_freed = asyncio.Event()
         self._looked_past_busy_at = 0.0
+        # Whether the last claim left due deliveries behind for want of a webhook's share.
+        self._due_left = False
+        # Webhooks this worker saw fail and not yet succeed since.
+        self._failing: set[str] = set()
         # Long enough for one attempt and the writing of its outcome; when a worker dies, its
         # claims are due again after this.
         self._lease = timedelta(seconds=self._settings.delivery_timeout * 2 + LEASE_MARGIN_SECONDS)
@@ -191,12 +198,15 @@ class DeliveryWorker:
         return self._config.max_in_flight - len(self._flight.tasks)
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Sleep until woken, a slot frees, or the next delivery falls due."""
+        """Sleep until woken, a slot frees, or the next delivery falls due.
+
+        When the last claim left due deliveries behind, a freed slot is what lets them go, so
+        there is no need to ask the database when the next one falls due.
+        """
         timeout = self._config.poll_interval_seconds
-        if self._free_slots() > 0:
+        if self._free_slots() > 0 and not self._due_left:
             with contextlib.suppress(DBAPIError):
                 timeout = min(timeout, await self._seconds_until_next_due())
-        self._slot_freed.clear()
         waiters = [
             asyncio.create_task(self._doorbell.wait()),
             asyncio.create_task(self._slot_freed.wait()),
@@ -208,6 +218,10 @@ class DeliveryWorker:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
+        if self._slot_freed.is_set() and not (self._doorbell.is_set() or stop.is_set()):
+            # One freed slot is one delivery's worth of claim; a moment more gathers the
+            # slots of the attempts ending alongside it into the same claim.
+            await asyncio.sleep(self._config.claim_gather_seconds)
 
     async def _seconds_until_next_due(self) -> float:
         async with transaction(self._runtime.sessions) as session:
@@ -226,9 +240,11 @@ class DeliveryWorker:
         wanted = min(self._config.batch_size, self._free_slots())
         if wanted <= 0:
             return []
-        # Cleared before looking, so a ring during the claim is not lost but wakes the idle wait.
+        # Cleared before looking, so that a ring or a freed slot during the claim is not lost
+        # but ends the idle wait after it at once.
         news = self._doorbell.is_set()
         self._doorbell.clear()
+        self._slot_freed.clear()
         async with transaction(self._runtime.sessions) as session:
             now = utcnow()
             picked = await self._pick_due(session, now, wanted, news)
@@ -253,6 +269,7 @@ class DeliveryWorker:
         in_flight = Counter(self._flight.per_webhook)
         candidates = await self._due_candidates(session, now, window)
         picked = self._pick_fairly(candidates, wanted, in_flight)
+        self._due_left = len(candidates) > len(picked)
         if len(picked) == wanted or len(candidates) < window or not self._may_look_past(news):
             return picked
         busy = [w for w, n in in_flight.items() if n >= self._config.per_webhook_in_flight]
@@ -334,6 +351,7 @@ class DeliveryWorker:
                     attempts_made=delivery.attempt_count,
                     lease_until=lease_until,
                     request_id=event.request_id,
+                    webhook_failing=webhook.failing_since is not None or webhook.failure_count > 0,
                 )
             )
         return claims
@@ -373,11 +391,11 @@ class DeliveryWorker:
     async def _write_outcomes(self, outcomes: list[Outcome]) -> None:
         now = utcnow()
         async with transaction(self._runtime.sessions) as session:
-            session.add_all(_attempt_row(outcome) for outcome in outcomes)
-            webhooks = await _webhooks_by_id(session, {o.claim.webhook_id for o in outcomes})
+            await session.execute(insert(Attempt), [_attempt_row(o) for o in outcomes])
+            webhooks = await _webhooks_by_id(session, self._webhooks_to_update(outcomes))
             enabled_before = {webhook.id for webhook in webhooks.values() if webhook.enabled}
             changes = [
-                self._delivery_change(o, webhooks[o.claim.webhook_id], now) for o in outcomes
+                self._delivery_change(o, webhooks.get(o.claim.webhook_id), now) for o in outcomes
             ]
             disabled = [w for w in webhooks.values() if w.id in enabled_before and not w.enabled]
             notices = await queue_disabled_events(session, disabled, self._settings, now)
@@ -406,14 +424,31 @@ class DeliveryWorker:
         if notices:
             self._doorbell.set()  # the operator's webhook.disabled events are due now
 
-    def _delivery_change(self, outcome: Outcome, webhook: Webhook, now: datetime) -> dict[str, Any]:
+    def _webhooks_to_update(self, outcomes: list[Outcome]) -> set[str]:
+        """The webhooks whose health these outcomes change: those with a failure, and those
+        that were failing and now have a success. A healthy webhook's success changes nothing,
+        so the common case reads no webhook at all."""
+        return {
+            o.claim.webhook_id
+            for o in outcomes
+            if not o.result.succeeded
+            or o.claim.webhook_failing
+            or o.claim.webhook_id in self._failing
+        }
+
+    def _delivery_change(
+        self, outcome: Outcome, webhook: Webhook | None, now: datetime
+    ) -> dict[str, Any]:
         result, claim = outcome.result, outcome.claim
         attempts_made = claim.attempts_made + 1
         status, next_at = DeliveryStatus.SUCCEEDED.value, None
         if result.succeeded:
-            webhook.failing_since = None
-            webhook.failure_count = 0
+            self._failing.discard(claim.webhook_id)
+            if webhook is not None:
+                webhook.failing_since = None
+                webhook.failure_count = 0
         else:
+            self._failing.add(claim.webhook_id)
             next_at = self._policy.next_attempt_at(
                 now,
                 attempts_made,
@@ -421,7 +456,8 @@ class DeliveryWorker:
                 retry_after_seconds=result.retry_after_seconds,
             )
             status = DeliveryStatus.PENDING.value if next_at else DeliveryStatus.FAILED.value
-            self._note_failure(webhook, outcome, now)
+            if webhook is not None:  # None when the webhook was deleted in the meantime
+                self._note_failure(webhook, outcome, now)
             if result.response_status == GONE_STATUS:
                 status, next_at = DeliveryStatus.FAILED.value, None
         return {
@@ -536,19 +572,22 @@ def request_body(event: Event) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _attempt_row(outcome: Outcome) -> Attempt:
+def _attempt_row(outcome: Outcome) -> dict[str, Any]:
     result = outcome.result
-    return Attempt(
-        delivery_id=outcome.claim.delivery_id,
-        attempted_at=outcome.attempted_at,
-        duration_ms=result.duration_ms,
-        response_status=result.response_status,
-        response_body=result.response_body,
-        error=result.error.value if result.error else None,
-    )
+    return {
+        "id": new_id("att"),
+        "delivery_id": outcome.claim.delivery_id,
+        "attempted_at": outcome.attempted_at,
+        "duration_ms": result.duration_ms,
+        "response_status": result.response_status,
+        "response_body": result.response_body,
+        "error": result.error.value if result.error else None,
+    }
 
 
 async def _webhooks_by_id(session: AsyncSession, ids: set[str]) -> dict[str, Webhook]:
+    if not ids:
+        return {}
     rows = await session.scalars(select(Webhook).where(Webhook.id.in_(ids)))
     return {webhook.id: webhook for webhook in rows}
 
