@@ -9,6 +9,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,10 +50,8 @@ def shared_browser(request: pytest.FixtureRequest) -> Iterator[Browser | None]:
     if not all(browser_folder in Path(item.path).parents for item in request.session.items):
         yield None
         return
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    with _chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -61,6 +60,12 @@ def browser(shared_browser: Browser | None) -> Iterator[Browser]:
     if shared_browser is not None:
         yield shared_browser
         return
+    with _chromium() as chromium:
+        yield chromium
+
+
+@contextmanager
+def _chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield chromium

@@ -21,22 +21,14 @@ from reflexblue.webhooks.schemas import WebhookCreate
 from reflexblue.webhooks.service import create_webhook
 from reflexblue.webhooks.worker import DeliveryWorker, WorkerConfig
 from tests.support.server import base_environment, cli_command
+from tests.support.settings import loopback_delivery_settings
 
 WAIT_LIMIT_SECONDS = 60.0
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Receivers in these tests listen on loopback, so private targets are allowed; retries
-    come quickly so a test can watch a schedule play out."""
-    return Settings(
-        _env_file=None,
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        allow_private_targets=True,
-        retry_schedule="0,0",
-        delivery_timeout=2.0,
-    )
+    return loopback_delivery_settings(database_url, tmp_path)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 
 from reflexblue.core.database import transaction
 from reflexblue.core.runtime import Runtime, start_runtime
-from reflexblue.core.settings import Settings
 from reflexblue.webhooks.models import Delivery
 from reflexblue.webhooks.publishing import publish_event
 from tests.delivery.conftest import eventually, subscribe, worker_process
 from tests.support.postgres import running_postgres
 from tests.support.receiver import running_receiver
+from tests.support.settings import loopback_delivery_settings
 
 WORKER_STOP_LIMIT_SECONDS = 20.0
 
@@ -112,15 +112,7 @@ async def test_two_workers_on_postgresql_send_each_delivery_once(runtime: Runtim
 
 @asynccontextmanager
 async def _runtime_on(url: str, data_dir: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(
-        _env_file=None,
-        data_dir=data_dir,
-        database_url=url,
-        allow_private_targets=True,
-        retry_schedule="0,0",
-        delivery_timeout=2.0,
-    )
-    started = await start_runtime(settings)
+    started = await start_runtime(loopback_delivery_settings(url, data_dir.parent))
     try:
         yield started
     finally:

@@ -10,21 +10,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reflexblue.core.settings import Settings
+from tests.support.settings import loopback_delivery_settings
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Receivers listen on loopback; retries come at once so a schedule plays out quickly."""
-    return Settings(
-        _env_file=None,
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        allow_private_targets=True,
-        retry_schedule="0,0",
-        delivery_timeout=2.0,
-    )
+    return loopback_delivery_settings(database_url, tmp_path)
 
 
 @dataclass(frozen=True)

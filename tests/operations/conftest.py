@@ -17,6 +17,7 @@ from reflexblue.core.runtime import Runtime
 from reflexblue.core.settings import Settings
 from reflexblue.integrations.api_keys import ApiKeyCreate, create_api_key
 from reflexblue.webhooks.models import Attempt, Delivery, Event
+from tests.support.settings import loopback_delivery_settings
 
 API = "/api/external/v1"
 
@@ -27,14 +28,7 @@ def new_signing_secret() -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        allow_private_targets=True,
-        retry_schedule="0,0",
-        delivery_timeout=2.0,
-    )
+    return loopback_delivery_settings(database_url, tmp_path)
 
 
 @dataclass(frozen=True)
