@@ -26,6 +26,22 @@ class Actor:
 CLI_ACTOR = Actor("cli", "operator")
 
 
+Changes = dict[str, dict[str, Any]]
+
+
+def apply_changes(target: object, wanted: dict[str, Any]) -> Changes:
+    """Set the wanted values that differ from the target's, and return them as the audit log
+    records them: `{field: {"from": old, "to": new}}`, empty when nothing changed."""
+    changes = {
+        field: {"from": getattr(target, field), "to": value}
+        for field, value in wanted.items()
+        if getattr(target, field) != value
+    }
+    for field, change in changes.items():
+        setattr(target, field, change["to"])
+    return changes
+
+
 def record(
     session: AsyncSession,
     actor: Actor,

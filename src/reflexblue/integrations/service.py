@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from reflexblue.audit.service import Actor, record
+from reflexblue.audit.service import Actor, apply_changes, record
 from reflexblue.core.crypto import SecretBox, new_webhook_secret
 from reflexblue.core.database import new_id, utcnow
 from reflexblue.core.errors import (
@@ -128,16 +128,9 @@ async def update_integration(
     integration = await get_integration(session, integration_id)
     _check_version(integration, expected_version)
 
-    changes = {
-        field: {"from": getattr(integration, field), "to": value}
-        for field, value in data.changes().items()
-        if getattr(integration, field) != value
-    }
+    changes = apply_changes(integration, data.changes())
     if not changes:
         return integration
-
-    for field, change in changes.items():
-        setattr(integration, field, change["to"])
     integration.export_id_key = integration.export_id.lower()
     integration.updated_at = utcnow()
     await _flush_or_conflict(session, integration.export_id)

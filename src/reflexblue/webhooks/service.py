@@ -3,7 +3,7 @@
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reflexblue.audit.service import Actor, record
+from reflexblue.audit.service import Actor, apply_changes, record
 from reflexblue.core.database import utcnow
 from reflexblue.core.errors import NotFound, ValidationFailed
 from reflexblue.core.paging import Page
@@ -79,16 +79,9 @@ async def update_webhook(
     webhook = await get_webhook(session, integration_id, webhook_id)
     if data.event_types is not None:
         await require_known_types(session, data.event_types)
-    changes = {
-        field: {"from": getattr(webhook, field), "to": value}
-        for field, value in data.changes().items()
-        if getattr(webhook, field) != value
-    }
+    changes = apply_changes(webhook, data.changes())
     if not changes:
         return webhook
-
-    for field, change in changes.items():
-        setattr(webhook, field, change["to"])
     if "enabled" in changes and webhook.enabled:
         webhook.disabled_reason = None
         webhook.failing_since = None
