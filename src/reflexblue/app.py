@@ -29,16 +29,21 @@ OVERVIEW_PATH = "/management/general/integrations"
 
 
 def create_app(
-    settings: Settings, runtime: Runtime | None = None, *, run_worker: bool = False
+    settings: Settings,
+    runtime: Runtime | None = None,
+    *,
+    run_worker: bool = False,
+    migrate: bool = True,
 ) -> FastAPI:
     """The whole web application. With a runtime given, the caller owns its life cycle; with
-    `run_worker`, the delivery worker runs inside it for as long as it serves."""
+    `run_worker`, the delivery worker runs inside it for as long as it serves. `migrate=False`
+    skips the migrations at start-up, for a caller that has just applied them."""
     management = create_management_api()
     external = create_external_api(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        active = runtime or await start_runtime(settings)
+        active = runtime or await start_runtime(settings, migrate=migrate)
         for each in (app, management, external):
             each.state.runtime = active
         stop_worker = asyncio.Event()
@@ -84,11 +89,12 @@ def _add_operations_routes(app: FastAPI) -> None:
     async def home() -> RedirectResponse:
         return RedirectResponse(OVERVIEW_PATH, status_code=303)
 
-    @app.get("/healthz", include_in_schema=False)
+    # HEAD too: some probes and load balancers check health with it.
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.api_route("/readyz", methods=["GET", "HEAD"], include_in_schema=False)
     async def readyz() -> JSONResponse:
         from reflexblue.core.migrations import pending_migrations
 

@@ -45,6 +45,14 @@ async def test_ready_on_a_current_database(client: httpx.AsyncClient) -> None:
     assert (response.status_code, response.json()) == (200, {"status": "ready"})
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+async def test_probes_answer_head_as_they_answer_get(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.head(path)
+
+    assert response.status_code == 200
+    assert response.content == b""
+
+
 async def test_not_ready_on_a_database_behind_on_migrations(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
