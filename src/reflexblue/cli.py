@@ -15,6 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -131,7 +132,8 @@ def serve(
         )
     typer.echo(f"ReflexBlue is at http://{host}:{port}/", err=True)
     uvicorn.run(
-        create_app(settings, run_worker=not no_worker),
+        # Migrated by _prepare_to_serve just before.
+        create_app(settings, run_worker=not no_worker, migrate=False),
         host=host,
         port=port,
         log_config=None,
@@ -768,6 +770,142 @@ def events_publish(
         else f"Published {published['id']} with {published['deliveries']} deliveries."
     )
     _print(published, as_json, summary)
+
+
+# --- backups and the master key ---------------------------------------------------------
+
+
+@app.command("backup")
+def backup_command(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="The backup file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the SQLite database to PATH while the product keeps running (PostgreSQL: pg_dump).
+
+    The copy is checked with SQLite's integrity check and appears at PATH only when complete.
+    Keep the master key too, stored apart from the backup: the secrets in it open only with it.
+    """
+    from reflexblue.operations import backup
+
+    settings = _settings()
+    report = _run_operation(lambda: backup.back_up(settings, path, force=force))
+    summary = {
+        "path": str(report.path),
+        "size_bytes": report.size_bytes,
+        "schema_revision": report.schema_revision,
+    }
+    _print(
+        summary, as_json, f"Backed up the database to {report.path} ({report.size_bytes} bytes)."
+    )
+    typer.echo(
+        f"Keep the master key ({_master_key_source(settings)}) as well, stored apart from this "
+        "file: the backup's secrets open only with it.",
+        err=True,
+    )
+
+
+@app.command("restore")
+def restore_command(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="A file made by `backup`.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the SQLite database with a backup, then bring its schema up to date.
+
+    Stop every `serve` and `worker` first. The backup must pass SQLite's integrity check, have
+    a schema this version knows and open with the current master key, or nothing changes. The
+    replaced database is kept beside it with the suffix .before-restore.
+    """
+    from reflexblue.operations import backup
+
+    settings = _settings()
+    report = _run_operation(lambda: backup.restore(settings, path))
+    _with_runtime(_nothing, NO_LABELS)
+    summary = {
+        "database": str(report.database),
+        "previous": str(report.previous) if report.previous else None,
+        "schema_revision": report.schema_revision,
+    }
+    kept = f" The database it replaced is {report.previous}." if report.previous else ""
+    _print(summary, as_json, f"Restored {path} to {report.database}; it is up to date.{kept}")
+
+
+@app.command("rotate-master-key")
+def rotate_master_key_command(
+    new_key_stdin: Annotated[
+        bool,
+        typer.Option("--new-key-stdin", help="Read the new key (base64 of 32 bytes) from stdin."),
+    ] = False,
+    generate: Annotated[bool, typer.Option("--generate", help="Make a new random key.")] = False,
+) -> None:
+    """Seal every secret with a new master key, in one transaction.
+
+    On the embedded default the new key replaces DATA_DIR/master.key. With REFLEXBLUE_MASTER_KEY
+    the new key is printed once (--generate) and the configuration must be changed to it.
+    Restart every running `serve` and `worker` afterwards: they keep the old key in memory.
+    """
+    from reflexblue.operations import master_key
+
+    if new_key_stdin == generate:
+        _fail("give exactly one of --new-key-stdin and --generate")
+    settings = _settings()
+    in_configuration = settings.master_key is not None
+    new_key = master_key.new_master_key() if generate else _parse_new_master_key(sys.stdin.read())
+
+    def show_new_key() -> None:
+        # Shown before the commit, so that no moment exists in which the database is sealed
+        # with a key that nobody holds.
+        if in_configuration and generate:
+            typer.echo(master_key.encode_master_key(new_key))
+            sys.stdout.flush()
+
+    outcome = _run(master_key.rotate_master_key(settings, new_key, show_new_key), settings)
+    typer.echo(f"Re-sealed {outcome.secrets_resealed} secrets with the new master key.", err=True)
+    if outcome.key_file is not None:
+        typer.echo(f"{outcome.key_file} now holds the new key.", err=True)
+    else:
+        shown = " printed above" if generate else ""
+        typer.echo(
+            f"Set REFLEXBLUE_MASTER_KEY to the new key{shown} everywhere it is configured "
+            "before anything restarts; the old key no longer opens this database.",
+            err=True,
+        )
+    typer.echo(
+        "Restart every running `reflexblue serve` and `reflexblue worker`: they still hold "
+        "the old key.",
+        err=True,
+    )
+
+
+def _parse_new_master_key(text: str) -> bytes:
+    from reflexblue.operations import master_key
+
+    try:
+        return master_key.parse_new_master_key(text)
+    except DomainError as error:
+        _fail(error.detail)
+
+
+def _master_key_source(settings: Settings) -> str:
+    if settings.master_key is not None:
+        return "the REFLEXBLUE_MASTER_KEY value"
+    return str(settings.master_key_file)
+
+
+def _run_operation(work: Callable[[], T]) -> T:
+    """A backup or restore step; what the operator can fix is one line."""
+    from reflexblue.operations.backup import BackupError
+
+    try:
+        return work()
+    except BackupError as error:
+        _fail(str(error))
+    except MasterKeyError as error:
+        _fail(f"master key: {error}")
+    except ConfigurationError as error:
+        _fail(f"configuration: {error}")
+    except OSError as error:
+        _fail(f"{error.filename or 'file'}: {error.strerror or error}")
 
 
 # --- plumbing ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Every run has no terminal on standard input (it is empty or a pipe), so a comman
 to prompt would fail its test instead of hanging it.
 """
 
+import asyncio
 import json
 import subprocess
 from collections.abc import AsyncIterator
@@ -16,8 +17,16 @@ import httpx
 import pytest
 
 from reflexblue.app import create_app
+from reflexblue.audit.service import CLI_ACTOR
+from reflexblue.core.database import transaction
 from reflexblue.core.runtime import Runtime, start_runtime
 from reflexblue.core.settings import Settings
+from reflexblue.integrations.schemas import IntegrationCreate
+from reflexblue.integrations.service import (
+    create_integration,
+    get_integration_by_export_id,
+    rotate_secret,
+)
 from tests.support.databases import PostgresDatabases, sqlite_url
 from tests.support.server import base_environment, cli_command
 
@@ -90,6 +99,31 @@ async def runtime_of(cli: Cli) -> AsyncIterator[Runtime]:
         yield runtime
     finally:
         await runtime.close()
+
+
+def add_integrations(cli: Cli, *export_ids: str, rotated: tuple[str, ...] = ()) -> None:
+    """Integrations named after their Export IDs, made with the service functions the commands
+    call, in this process: data a test starts from, without a process per row. Those in
+    `rotated` get a new secret, with the first one still signing for the grace period."""
+
+    async def add() -> None:
+        async with runtime_of(cli) as runtime, transaction(runtime.sessions) as session:
+            for export_id in export_ids:
+                data = IntegrationCreate(
+                    name=export_id.title(), external_id=export_id.lower(), export_id=export_id
+                )
+                await create_integration(session, runtime.box, data, CLI_ACTOR)
+            for export_id in rotated:
+                integration = await get_integration_by_export_id(session, export_id)
+                await rotate_secret(
+                    session,
+                    runtime.box,
+                    integration.id,
+                    CLI_ACTOR,
+                    grace_period_seconds=runtime.settings.secret_grace_period,
+                )
+
+    asyncio.run(add())
 
 
 @asynccontextmanager

@@ -1,5 +1,7 @@
 """Finding the master key and proving it is the one this database was sealed with."""
 
+from pathlib import Path
+
 from sqlalchemy import LargeBinary, String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -14,7 +16,7 @@ from reflexblue.core.database import Base, serialise_first_start, transaction
 from reflexblue.core.errors import MasterKeyError
 from reflexblue.core.settings import Settings
 
-_KEY_CHECK_NAME = "master_key_check"
+KEY_CHECK_NAME = "master_key_check"
 
 
 class SystemValue(Base):
@@ -36,14 +38,43 @@ async def open_secret_box(
         key = _find_master_key(settings, database_is_keyed=key_check is not None)
         box = SecretBox(key)
         if key_check is None:
-            session.add(SystemValue(name=_KEY_CHECK_NAME, value=box.make_key_check()))
+            session.add(SystemValue(name=KEY_CHECK_NAME, value=box.make_key_check()))
         else:
-            box.verify_key_check(key_check)
+            _verify_or_explain(box, key_check, settings)
     return box
 
 
+def pending_key_file(key_file: Path) -> Path:
+    """Where `reflexblue rotate-master-key` writes the new key before its commit."""
+    return key_file.with_name(key_file.name + ".new")
+
+
+def _verify_or_explain(box: SecretBox, key_check: bytes, settings: Settings) -> None:
+    """A rotation that committed but stopped before replacing the key file leaves the database
+    sealed with the pending key: say exactly that rather than only "wrong key"."""
+    try:
+        box.verify_key_check(key_check)
+    except MasterKeyError:
+        pending = pending_key_file(settings.master_key_file)
+        if settings.master_key is None and _opens(pending, key_check):
+            raise MasterKeyError(
+                f"a master key rotation stopped after re-sealing the database but before "
+                f"replacing the key file: move {pending} over {settings.master_key_file} "
+                "and start again"
+            ) from None
+        raise
+
+
+def _opens(key_file: Path, key_check: bytes) -> bool:
+    try:
+        SecretBox(read_master_key_file(key_file)).verify_key_check(key_check)
+    except (MasterKeyError, OSError):
+        return False
+    return True
+
+
 async def _load_key_check(session: AsyncSession) -> bytes | None:
-    stored = await session.scalar(select(SystemValue).where(SystemValue.name == _KEY_CHECK_NAME))
+    stored = await session.scalar(select(SystemValue).where(SystemValue.name == KEY_CHECK_NAME))
     return stored.value if stored else None
 
 

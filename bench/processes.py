@@ -1,0 +1,117 @@
+"""Starting, watching and stopping the processes a benchmark measures."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+
+from bench.load import LoadResult, LoadSpec
+
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 30.0
+POLL_INTERVAL_SECONDS = 0.05
+# Where the child processes keep compiled bytecode, so none recompiles on every start.
+BYTECODE_FOLDER = Path(tempfile.gettempdir()) / "reflexblue-bench-bytecode"
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not be run as set up (a process died, a server never answered)."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def environment(extra: dict[str, str]) -> dict[str, str]:
+    """This environment without REFLEXBLUE_ settings, plus the given ones."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("REFLEXBLUE_")}
+    return {**kept, "PYTHONPYCACHEPREFIX": str(BYTECODE_FOLDER), **extra}
+
+
+@contextmanager
+def running(
+    arguments: list[str], env: dict[str, str], *, ready_url: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A Python module run as its own process (`python -m ...`), its output kept in a file for
+    the error message should it die; stopped with SIGTERM (then SIGKILL) on exit."""
+    with tempfile.NamedTemporaryFile(prefix="reflexblue-bench-", suffix=".log") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", *arguments],
+            env=environment(env),
+            cwd=REPOSITORY,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            if ready_url is not None:
+                _wait_until_answering(process, " ".join(arguments), ready_url, Path(log.name))
+            yield process
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def require_alive(process: subprocess.Popen[bytes], what: str) -> None:
+    if process.poll() is not None:
+        raise BenchError(f"{what} exited early with code {process.returncode}")
+
+
+def _wait_until_answering(process: subprocess.Popen[bytes], what: str, url: str, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = log.read_text(errors="replace")[-4000:]
+            raise BenchError(f"{what} exited early:\n{output}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(POLL_INTERVAL_SECONDS)
+    raise BenchError(f"nothing answered at {url} within {READY_TIMEOUT_SECONDS:.0f} s")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's high-water mark of resident memory (VmHWM), while it still runs."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise BenchError(f"/proc/{pid}/status has no VmHWM line")
+
+
+def measure_load(spec: LoadSpec) -> LoadResult:
+    """Run the load generator in a process of its own and return what it measured."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.load"],
+        input=json.dumps(asdict(spec)).encode(),
+        env=environment({}),
+        cwd=REPOSITORY,
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"the load generator failed:\n{done.stderr.decode(errors='replace')}")
+    return LoadResult(**json.loads(done.stdout))

@@ -1,0 +1,79 @@
+"""A tiny run of `python -m bench`: it still works end to end. It asserts no speed at all;
+the figures themselves live in docs/benchmarks.md."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import base_environment
+
+DELIVERIES = 300
+EVERY_FIGURE = {
+    "drain_fan_out_1_one_webhook",
+    "drain_fan_out_1_16_webhooks",
+    "drain_fan_out_10",
+    "ingest",
+    "ingest_batch",
+    "signing",
+    "worker_peak_rss",
+}
+FIGURES_WITH_BASELINE = EVERY_FIGURE - {"ingest_batch", "worker_peak_rss"}
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any]]:
+    """The exit code of one quick round on SQLite, and the JSON it wrote."""
+    json_path = tmp_path_factory.mktemp("bench") / "results.json"
+    sizes = ["--quick", "--rounds", "1", "--deliveries", str(DELIVERIES)]
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", *sizes, "--json", str(json_path)],
+        cwd=REPOSITORY,
+        env=base_environment({}),
+        capture_output=True,
+        check=False,
+        timeout=240,
+    )
+    assert json_path.exists(), finished.stderr.decode(errors="replace")
+    return finished.returncode, json.loads(json_path.read_text())
+
+
+def test_quick_bench_run_exits_zero_and_is_not_void(
+    quick_run: tuple[int, dict[str, Any]],
+) -> None:
+    exit_code, results = quick_run
+
+    assert results["void"] == []
+    assert exit_code == 0
+
+
+def test_quick_bench_run_reports_every_figure_with_positive_values(
+    quick_run: tuple[int, dict[str, Any]],
+) -> None:
+    _, results = quick_run
+    figures = {figure["key"]: figure for figure in results["figures"]}
+
+    assert set(figures) == EVERY_FIGURE
+    for key, figure in figures.items():
+        assert len(figure["product"]) == 1, key
+        assert all(value > 0 for value in figure["product"]), key
+    for key in FIGURES_WITH_BASELINE:
+        assert len(figures[key]["baseline"]) == 1, key
+        assert all(value > 0 for value in figures[key]["baseline"]), key
+
+
+def test_quick_bench_drains_balance_their_ledgers(quick_run: tuple[int, dict[str, Any]]) -> None:
+    _, results = quick_run
+    drains = results["runs"]["drains"]
+
+    assert len(drains) == 3
+    for drain in drains:
+        ledger = drain["ledger"]
+        assert ledger["published"] == DELIVERIES, drain["case"]
+        assert ledger["succeeded"] + ledger["failed"] + ledger["pending"] == DELIVERIES
+        assert ledger["received"] >= ledger["succeeded"]
+        assert drain["complete"] is True
