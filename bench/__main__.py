@@ -5,8 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.context import BENCHMARKS, Options
 from bench.processes import BenchError
-from bench.runner import Options, run_benchmarks
+from bench.runner import run_benchmarks
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -35,6 +36,19 @@ def _options(arguments: list[str]) -> Options:
         metavar="FOLDER",
         help="record py-spy raw profiles of the worker in the first round's drains",
     )
+    parser.add_argument(
+        "--only",
+        type=_benchmark_names,
+        metavar="NAME[,NAME]",
+        default=BENCHMARKS,
+        help=f"run only these benchmarks, of: {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--soak-minutes",
+        type=_positive_minutes,
+        metavar="MINUTES",
+        help="how long the soak runs (default 10, or 0.5 with --quick)",
+    )
     parsed = parser.parse_args(arguments)
     return Options(
         postgresql=parsed.postgresql,
@@ -44,6 +58,8 @@ def _options(arguments: list[str]) -> Options:
         deliveries=parsed.deliveries,
         drain_limit_seconds=parsed.drain_limit,
         profile_folder=parsed.profile,
+        only=parsed.only,
+        soak_minutes=parsed.soak_minutes,
     )
 
 
@@ -51,6 +67,25 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _benchmark_names(text: str) -> tuple[str, ...]:
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = names - set(BENCHMARKS)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown: {', '.join(sorted(unknown)) or '(none given)'}; "
+            f"choose from {', '.join(BENCHMARKS)}"
+        )
+    # In the order of a full run, whatever the order given.
+    return tuple(name for name in BENCHMARKS if name in names)
+
+
+def _positive_minutes(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 minutes")
     return value
 
 

@@ -4,8 +4,8 @@ from its first attempt to its last as the attempts table records them."""
 import asyncio
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -87,6 +87,8 @@ class DrainSetting:
     deliveries: int
     limit_seconds: float
     profile_path: Path | None = None
+    # More REFLEXBLUE_ settings for the worker, such as a short retry schedule.
+    environment: dict[str, str] = field(default_factory=dict)
 
     def settings(self) -> Settings:
         return Settings(
@@ -104,50 +106,83 @@ class DrainSetting:
             "REFLEXBLUE_DATA_DIR": str(self.folder),
             "REFLEXBLUE_ALLOW_PRIVATE_TARGETS": "true",
             "REFLEXBLUE_LOG_LEVEL": "WARNING",
+            **self.environment,
         }
+
+
+# How many deliveries a drain still waits for; something run on every look at the database.
+PendingCount = Callable[[Runtime], Awaitable[int]]
+Observer = Callable[[Runtime], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    complete: bool  # False when the time limit stopped the worker with deliveries pending
+    peak_rss_bytes: int
+    received: int  # POSTs the receiver counted while the worker ran
 
 
 def run_drain(case: DrainCase, setting: DrainSetting, received: Callable[[], int]) -> DrainRun:
     """Queue, drain with one worker process, and account for every delivery; `received` reads
     the receiver's count of requests."""
     settings = setting.settings()
-    published = asyncio.run(_queue(settings, case, setting))
+    published = asyncio.run(queue_case(settings, case, setting))
+    run = run_worker(setting, received)
+    # After the worker stopped, so that what it finished on its way out is counted too.
+    attempts, seconds, counts = asyncio.run(tally(settings))
+    ledger = Ledger(published, *counts, received=run.received)
+    return DrainRun(case.key, attempts, seconds, run.complete, run.peak_rss_bytes, ledger)
+
+
+def run_worker(
+    setting: DrainSetting,
+    received: Callable[[], int],
+    *,
+    pending: PendingCount | None = None,
+    observe: Observer | None = None,
+) -> WorkerRun:
+    """One `reflexblue worker` over what is queued, until `pending` (by default every pending
+    delivery) comes to nothing or the time limit passes; `observe` runs at every look."""
     received_before = received()
     with running(["reflexblue", "worker"], setting.worker_environment()) as worker:
-        complete = asyncio.run(_watch(settings, worker, setting))
+        complete = asyncio.run(_watch(setting, worker, pending or pending_deliveries, observe))
         # Read before stopping: the high-water mark goes with the process.
         peak = peak_rss_bytes(worker.pid)
-    # After the worker stopped, so that what it finished on its way out is counted too.
-    attempts, seconds, counts = asyncio.run(_tally(settings))
-    ledger = Ledger(published, *counts, received=received() - received_before)
-    return DrainRun(case.key, attempts, seconds, complete, peak, ledger)
+    return WorkerRun(complete, peak, received() - received_before)
 
 
-async def _queue(settings: Settings, case: DrainCase, setting: DrainSetting) -> int:
+async def queue_case(settings: Settings, case: DrainCase, setting: DrainSetting) -> int:
     """Subscribe the case's webhooks and queue the deliveries; the number queued."""
     runtime = await start_runtime(settings)
     try:
         integration_ids = await subscribe_receiver(runtime, case, setting.receiver_url)
-        events = setting.deliveries // case.fan_out
-        queued = 0
-        for start in range(0, events, EVENTS_PER_TRANSACTION):
-            batch = [
-                NewEvent(EVENT_TYPE, event_data(i), _target(case, integration_ids, i))
-                for i in range(start, min(start + EVENTS_PER_TRANSACTION, events))
-            ]
-            async with transaction(runtime.sessions) as session:
-                published = await publish_events(session, batch)
-            queued += sum(each.deliveries for each in published)
-        return queued
+        # Fan-out 1 addresses each event to one integration in turn; otherwise every webhook
+        # takes it.
+        targets = integration_ids if case.fan_out == 1 else None
+        return await publish_to(runtime, targets, setting.deliveries // case.fan_out)
     finally:
         await runtime.close()
 
 
-def _target(case: DrainCase, integration_ids: list[str], index: int) -> str | None:
-    # Fan-out 1 addresses each event to one integration in turn; otherwise every webhook takes it.
-    if case.fan_out == 1:
-        return integration_ids[index % len(integration_ids)]
-    return None
+async def publish_to(
+    runtime: Runtime, integration_ids: list[str] | None, events: int, first: int = 0
+) -> int:
+    """Publish `events` events, each to one of the integrations in turn, or to every webhook
+    when `integration_ids` is None; the number of deliveries queued."""
+    queued = 0
+    for start in range(first, first + events, EVENTS_PER_TRANSACTION):
+        batch = [
+            NewEvent(EVENT_TYPE, event_data(i), _target(integration_ids, i))
+            for i in range(start, min(start + EVENTS_PER_TRANSACTION, first + events))
+        ]
+        async with transaction(runtime.sessions) as session:
+            published = await publish_events(session, batch)
+        queued += sum(each.deliveries for each in published)
+    return queued
+
+
+def _target(integration_ids: list[str] | None, index: int) -> str | None:
+    return integration_ids[index % len(integration_ids)] if integration_ids else None
 
 
 async def subscribe_receiver(runtime: Runtime, case: DrainCase, receiver_url: str) -> list[str]:
@@ -175,16 +210,21 @@ async def subscribe_receiver(runtime: Runtime, case: DrainCase, receiver_url: st
 
 
 async def _watch(
-    settings: Settings, worker: subprocess.Popen[bytes], setting: DrainSetting
+    setting: DrainSetting,
+    worker: subprocess.Popen[bytes],
+    pending: PendingCount,
+    observe: Observer | None,
 ) -> bool:
     """Wait until nothing is pending or the limit passes; True when everything was sent."""
-    runtime = await start_runtime(settings, migrate=False)
+    runtime = await start_runtime(setting.settings(), migrate=False)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + setting.limit_seconds
     profiler: asyncio.subprocess.Process | None = None
     try:
-        while await _pending(runtime) > 0:
+        while await pending(runtime) > 0:
             require_alive(worker, "the worker")
+            if observe is not None:
+                await observe(runtime)
             if loop.time() > deadline:
                 return False
             if profiler is None and setting.profile_path and await _attempted_any(runtime):
@@ -197,7 +237,7 @@ async def _watch(
             await profiler.wait()
 
 
-async def _pending(runtime: Runtime) -> int:
+async def pending_deliveries(runtime: Runtime) -> int:
     async with transaction(runtime.sessions) as session:
         query = select(func.count()).where(Delivery.status == DeliveryStatus.PENDING.value)
         return int(await session.scalar(query) or 0)
@@ -222,7 +262,7 @@ async def _start_profiler(pid: int, path: Path) -> asyncio.subprocess.Process:
     )
 
 
-async def _tally(settings: Settings) -> tuple[int, float, tuple[int, int, int]]:
+async def tally(settings: Settings) -> tuple[int, float, tuple[int, int, int]]:
     """Attempts, seconds from the first to the last, and deliveries by final status."""
     runtime = await start_runtime(settings, migrate=False)
     try:

@@ -51,7 +51,7 @@ class IngestRound:
 @contextmanager
 def ingest_servers(setting: DrainSetting) -> Iterator[IngestTargets]:
     """The product's server (on its own fresh database) and the bare endpoint, both running."""
-    token = asyncio.run(_prepare(setting))
+    token = asyncio.run(prepare_publisher(setting))
     product_port, bare_port = free_port(), free_port()
     product_url = f"http://127.0.0.1:{product_port}"
     bare_url = f"http://127.0.0.1:{bare_port}"
@@ -102,7 +102,7 @@ def run_ingest_round(
     return IngestRound(product, bare, batch, batch_events)
 
 
-async def _prepare(setting: DrainSetting) -> str:
+async def prepare_publisher(setting: DrainSetting) -> str:
     """The product's database: the event type, one subscriber, and an administrator's token."""
     runtime = await start_runtime(setting.settings())
     try:

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench.load import LoadResult, LoadSpec
+from bench.open_loop import OpenLoopResult, OpenLoopSpec
 
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -94,19 +96,20 @@ def _wait_until_answering(process: subprocess.Popen[bytes], what: str, url: str,
     raise BenchError(f"nothing answered at {url} within {READY_TIMEOUT_SECONDS:.0f} s")
 
 
-def peak_rss_bytes(pid: int) -> int:
-    """The process's high-water mark of resident memory (VmHWM), while it still runs."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise BenchError(f"/proc/{pid}/status has no VmHWM line")
-
-
 def measure_load(spec: LoadSpec) -> LoadResult:
     """Run the load generator in a process of its own and return what it measured."""
+    return LoadResult(**_run_generator("bench.load", asdict(spec)))
+
+
+def measure_open_loop(spec: OpenLoopSpec) -> OpenLoopResult:
+    """Run the open-loop generator in a process of its own and return what it measured."""
+    return OpenLoopResult(**_run_generator("bench.open_loop", asdict(spec)))
+
+
+def _run_generator(module: str, spec: dict[str, Any]) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.load"],
-        input=json.dumps(asdict(spec)).encode(),
+        [sys.executable, "-m", module],
+        input=json.dumps(spec).encode(),
         env=environment({}),
         cwd=REPOSITORY,
         capture_output=True,
@@ -114,4 +117,22 @@ def measure_load(spec: LoadSpec) -> LoadResult:
     )
     if done.returncode != 0:
         raise BenchError(f"the load generator failed:\n{done.stderr.decode(errors='replace')}")
-    return LoadResult(**json.loads(done.stdout))
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def resident_bytes(pid: int) -> int:
+    """The process's resident memory now (VmRSS)."""
+    return _status_field(pid, "VmRSS:")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's high-water mark of resident memory (VmHWM), while it still runs."""
+    return _status_field(pid, "VmHWM:")
+
+
+def _status_field(pid: int, name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name):
+            return int(line.split()[1]) * 1024
+    raise BenchError(f"/proc/{pid}/status has no {name} line")

@@ -17,17 +17,22 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Target:
-    """A target from the issue: the ratio product/baseline at least `ratio_at_least`, or the
-    product's median at most `at_most` (in the figure's unit)."""
+    """A target from the issue: the ratio product/baseline at least `ratio_at_least` and at
+    most `ratio_at_most`, or the product's median at most `at_most` (in the figure's unit)."""
 
     text: str
     ratio_at_least: float | None = None
     at_most: float | None = None
+    ratio_at_most: float | None = None
 
     def met(self, figure: "Figure") -> bool | None:
-        if self.ratio_at_least is not None:
+        if self.ratio_at_least is not None or self.ratio_at_most is not None:
             ratio = figure.ratio
-            return None if ratio is None else ratio >= self.ratio_at_least
+            if ratio is None:
+                return None
+            low = self.ratio_at_least if self.ratio_at_least is not None else ratio
+            high = self.ratio_at_most if self.ratio_at_most is not None else ratio
+            return low <= ratio <= high
         if self.at_most is not None:
             return figure.product_median <= self.at_most
         return None

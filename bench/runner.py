@@ -4,121 +4,74 @@ same figure, round after round, so that drift on a shared machine touches both a
 import base64
 import secrets
 import shutil
-import sys
-import time
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import asdict
 
-import httpx
-
-from bench.databases import DatabaseFactory, bench_databases, scratch_folder
-from bench.drain import DRAIN_CASES, DrainCase, DrainRun, DrainSetting, run_drain
+from bench.context import Context, Options, check_load, progress
+from bench.databases import bench_databases, scratch_folder
+from bench.drain import DRAIN_CASES, DrainCase, DrainRun, run_drain
+from bench.failures import failure_figures, run_failure_benchmark
+from bench.hostile import hostile_figures, run_hostile_benchmark
 from bench.ingest import IngestRound, ingest_servers, run_ingest_round
+from bench.latency import latency_figures, run_latency_benchmark
 from bench.load import LoadResult, LoadSpec
 from bench.processes import free_port, measure_load, running
 from bench.report import Figure, Report, Target
 from bench.signing import run_signing_round
+from bench.soak import run_soak_benchmark, soak_figures
 
 MIB = 1024 * 1024
-_STARTED = time.monotonic()
 DELIVERY_TARGET = Target("≥ 0.80 × B (stretch 0.90)", ratio_at_least=0.80)
-
-
-@dataclass(frozen=True)
-class Sizes:
-    deliveries: int  # queued per drain run
-    baseline_requests: int  # per run of B
-    concurrency: int  # requests in flight for B and for the ingest clients
-    ingest_requests: int
-    batches: int  # batch requests per ingest round
-    batch_events: int
-    signing_loops: int
-    drain_limit_seconds: float  # a drain still running then is stopped and reported incomplete
-
-
-FULL = Sizes(50_000, 50_000, 64, 5_000, 10, 1_000, 200_000, 120.0)
-QUICK = Sizes(2_000, 2_000, 64, 200, 2, 1_000, 20_000, 60.0)
-
-
-@dataclass(frozen=True)
-class Options:
-    postgresql: bool
-    quick: bool
-    rounds: int
-    json_path: Path
-    deliveries: int | None = None
-    drain_limit_seconds: float | None = None
-    profile_folder: Path | None = None
-
-    @property
-    def sizes(self) -> Sizes:
-        chosen = QUICK if self.quick else FULL
-        if self.deliveries is not None:
-            chosen = replace(chosen, deliveries=self.deliveries, baseline_requests=self.deliveries)
-        if self.drain_limit_seconds is not None:
-            chosen = replace(chosen, drain_limit_seconds=self.drain_limit_seconds)
-        return chosen
 
 
 def run_benchmarks(options: Options) -> Report:
     sizes = options.sizes
     report = Report("postgresql" if options.postgresql else "sqlite", options.rounds, asdict(sizes))
-    report.figures = _figures()
+    report.figures = [f for name in options.only for f in _figures()[name]]
     folder = scratch_folder()
+    steps: dict[str, Callable[[Context], None]] = {
+        "drains": _drains,
+        "ingest": _ingest,
+        "latency": run_latency_benchmark,
+        "failures": run_failure_benchmark,
+        "hostile": run_hostile_benchmark,
+        "soak": run_soak_benchmark,
+    }
     try:
         with ExitStack() as stack:
             receiver_url = _start_receiver(stack)
             databases = stack.enter_context(bench_databases(folder, postgresql=options.postgresql))
-            context = _Context(options, report, databases, folder, receiver_url)
-            _drains(context)
-            _ingest(context)
-        _signing(options, report)
+            context = Context(options, report, databases, folder, receiver_url)
+            for name in options.only:
+                if name in steps:
+                    steps[name](context)
+        if "signing" in options.only:
+            _signing(options, report)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return report
 
 
-def _figures() -> list[Figure]:
+def _figures() -> dict[str, list[Figure]]:
     drains = [Figure(c.key, c.label, "deliveries/s", DELIVERY_TARGET) for c in DRAIN_CASES]
-    return [
-        *drains,
-        Figure("ingest", "Ingest, POST /events", "requests/s", Target("≥ 0.50", 0.50)),
-        Figure("ingest_batch", "Ingest, POST /events/batch", "events/s"),
-        Figure("signing", "Signing, 1 KiB body", "µs/call", Target("≤ 5 µs", at_most=5.0)),
-        Figure("worker_peak_rss", "Worker peak RSS", "MiB", Target("≤ 200 MiB", at_most=200)),
-    ]
-
-
-@dataclass
-class _Context:
-    options: Options
-    report: Report
-    databases: DatabaseFactory
-    folder: Path
-    receiver_url: str
-    master_key: str = ""
-    runs: int = 0
-
-    def __post_init__(self) -> None:
-        self.master_key = base64.b64encode(secrets.token_bytes(32)).decode()
-
-    def setting(self, profile_path: Path | None = None) -> DrainSetting:
-        self.runs += 1
-        data_folder = self.folder / f"data-{self.runs}"
-        data_folder.mkdir()
-        return DrainSetting(
-            database_url=self.databases.create(),
-            folder=data_folder,
-            master_key=self.master_key,
-            receiver_url=self.receiver_url,
-            deliveries=self.options.sizes.deliveries,
-            limit_seconds=self.options.sizes.drain_limit_seconds,
-            profile_path=profile_path,
-        )
-
-    def received(self) -> int:
-        return int(httpx.get(f"{self.receiver_url}/count", timeout=5.0).text)
+    return {
+        "drains": [
+            *drains,
+            Figure("worker_peak_rss", "Worker peak RSS", "MiB", Target("≤ 200 MiB", at_most=200)),
+        ],
+        "ingest": [
+            Figure("ingest", "Ingest, POST /events", "requests/s", Target("≥ 0.50", 0.50)),
+            Figure("ingest_batch", "Ingest, POST /events/batch", "events/s"),
+        ],
+        "latency": latency_figures(),
+        "failures": failure_figures(),
+        "hostile": hostile_figures(),
+        "soak": soak_figures(),
+        "signing": [
+            Figure("signing", "Signing, 1 KiB body", "µs/call", Target("≤ 5 µs", at_most=5.0)),
+        ],
+    }
 
 
 def _start_receiver(stack: ExitStack) -> str:
@@ -128,7 +81,7 @@ def _start_receiver(stack: ExitStack) -> str:
     return url
 
 
-def _drains(context: _Context) -> None:
+def _drains(context: Context) -> None:
     report = context.report
     for round_number in range(context.options.rounds):
         peaks = []
@@ -136,7 +89,7 @@ def _drains(context: _Context) -> None:
             figure = report.figure(case.key)
             figure.baseline.append(_baseline(context).per_second)
             run = _drain(context, case, round_number)
-            _progress(f"{case.label}: {run.deliveries_per_second:,.0f}/s")
+            progress(f"{case.label}: {run.deliveries_per_second:,.0f}/s")
             report.add_run("drains", run)
             figure.product.append(run.deliveries_per_second)
             peaks.append(run.peak_rss_bytes / MIB)
@@ -144,13 +97,13 @@ def _drains(context: _Context) -> None:
         report.figure("worker_peak_rss").product.append(max(peaks))
 
 
-def _drain(context: _Context, case: DrainCase, round_number: int) -> DrainRun:
+def _drain(context: Context, case: DrainCase, round_number: int) -> DrainRun:
     profile = context.options.profile_folder
     path = profile / f"{case.key}.txt" if profile and round_number == 0 else None
     return run_drain(case, context.setting(path), context.received)
 
 
-def _baseline(context: _Context) -> LoadResult:
+def _baseline(context: Context) -> LoadResult:
     """B: the bare signed sender, as many requests as a drain delivers, 64 in flight."""
     sizes = context.options.sizes
     result = measure_load(
@@ -162,14 +115,9 @@ def _baseline(context: _Context) -> LoadResult:
             signing_key=base64.b64encode(secrets.token_bytes(32)).decode(),
         )
     )
-    _check_load(context.report, "baseline B", result)
+    check_load(context.report, "baseline B", result)
     context.report.add_run("baseline", result)
     return result
-
-
-def _progress(message: str) -> None:
-    """A line on stderr while a run of several minutes goes on; the table comes at the end."""
-    print(f"[{time.monotonic() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def _check_drain(report: Report, run: DrainRun, round_number: int) -> None:
@@ -185,12 +133,7 @@ def _check_drain(report: Report, run: DrainRun, round_number: int) -> None:
         )
 
 
-def _check_load(report: Report, what: str, result: LoadResult) -> None:
-    if result.unexpected:
-        report.void.append(f"{what}: {result.unexpected} requests failed or got another status")
-
-
-def _ingest(context: _Context) -> None:
+def _ingest(context: Context) -> None:
     sizes = context.options.sizes
     report = context.report
     with ingest_servers(context.setting()) as targets:
@@ -203,14 +146,14 @@ def _ingest(context: _Context) -> None:
                 batch_events=sizes.batch_events,
             )
             _record_ingest(report, ingest)
-            _progress(f"ingest: {ingest.product.per_second:,.0f}/s")
+            progress(f"ingest: {ingest.product.per_second:,.0f}/s")
 
 
 def _record_ingest(report: Report, ingest: IngestRound) -> None:
     report.add_run("ingest", ingest)
-    _check_load(report, "ingest, bare endpoint", ingest.bare)
-    _check_load(report, "ingest, product", ingest.product)
-    _check_load(report, "ingest, batch", ingest.batch)
+    check_load(report, "ingest, bare endpoint", ingest.bare)
+    check_load(report, "ingest, product", ingest.product)
+    check_load(report, "ingest, batch", ingest.batch)
     single = report.figure("ingest")
     single.baseline.append(ingest.bare.per_second)
     single.product.append(ingest.product.per_second)

@@ -122,6 +122,14 @@ async def client(runtime: Runtime, settings: Settings) -> AsyncIterator[httpx.As
 
 
 @pytest.fixture
+async def visitor(runtime: Runtime, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A cookie-keeping client, as a browser would be, that does not follow redirects."""
+    transport = httpx.ASGITransport(app=create_app(settings, runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
 async def admin_client(client: httpx.AsyncClient, admin: ApiUser) -> httpx.AsyncClient:
     client.headers.update(admin.headers)
     return client

@@ -1,15 +1,12 @@
 """The console in this process over httpx: enough for what needs no visitor."""
 
 import re
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from reflexblue.accounts.models import Role
-from reflexblue.app import create_app
 from reflexblue.core.runtime import Runtime
-from reflexblue.core.settings import Settings
 from tests.conftest import TEST_PASSWORD, ApiUser, make_user
 
 OVERVIEW = "/management/general/integrations"
@@ -30,14 +27,6 @@ async def log_in(
         "/login",
         data={"csrf_token": csrf_of(form.text), "username": username, "password": password},
     )
-
-
-@pytest.fixture
-async def visitor(runtime: Runtime, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A cookie-keeping client, as a browser would be, that does not follow redirects."""
-    transport = httpx.ASGITransport(app=create_app(settings, runtime))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """The database engine, sessions and the column types every feature's models share."""
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from ulid import ULID
+
+from reflexblue.core.sqlite_inline import inline_connector
 
 SQLITE_BUSY_TIMEOUT_MILLISECONDS = 10_000
 
@@ -63,7 +67,9 @@ def new_id(prefix: str) -> str:
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        path = make_url(url).database or ":memory:"
+        connector = inline_connector(path, SQLITE_BUSY_TIMEOUT_MILLISECONDS / 1000)
+        engine = create_async_engine(url, async_creator=connector)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_sqlite_immediately)
         return engine
@@ -102,8 +108,44 @@ async def transaction(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: committed when the block ends, rolled back if it raises."""
-    async with sessions() as session, session.begin():
+    async with AsyncExitStack() as stack:
+        engine = sessions.kw.get("bind")
+        if isinstance(engine, AsyncEngine) and engine.dialect.name == "sqlite":
+            await stack.enter_async_context(_sqlite_writer_turn(engine))
+        session = await stack.enter_async_context(sessions())
+        await stack.enter_async_context(session.begin())
         yield session
+
+
+# One lock per SQLite engine: every transaction there takes SQLite's write lock (BEGIN
+# IMMEDIATE), and tasks that queue for it here wake the moment it is free, where SQLite's own
+# busy handler would have them sleep and poll, up to 100 ms at a time.
+_WriterTurns = tuple[asyncio.AbstractEventLoop, asyncio.Lock]
+_sqlite_writers: "weakref.WeakKeyDictionary[AsyncEngine, _WriterTurns]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@asynccontextmanager
+async def _sqlite_writer_turn(engine: AsyncEngine) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    known = _sqlite_writers.get(engine)
+    if known is None or known[0] is not loop:  # an asyncio lock serves one event loop
+        known = _sqlite_writers[engine] = (loop, asyncio.Lock())
+    lock = known[1]
+    acquired = False
+    try:
+        async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MILLISECONDS / 1000):
+            acquired = await lock.acquire()
+    except TimeoutError:
+        # One transaction held it that long: go on without a turn and let SQLite's busy
+        # timeout decide, as it does between processes.
+        pass
+    try:
+        yield
+    finally:
+        if acquired:
+            lock.release()
 
 
 async def serialise_first_start(session: AsyncSession) -> None:

@@ -14,6 +14,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from reflexblue.webhooks.targets import literal_address
+
 RESPONSE_BODY_LIMIT_BYTES = 4096
 CONNECTIONS_PER_HOST = 0  # no per-host cap in the pool; the worker bounds each webhook itself
 USER_AGENT = "ReflexBlue-Webhooks/1"
@@ -57,8 +59,8 @@ class GuardedResolver(AbstractResolver):
     address when the webhook is saved and to a private one later is still refused.
     """
 
-    def __init__(self, allowed: AddressPolicy) -> None:
-        self._inner = DefaultResolver()
+    def __init__(self, allowed: AddressPolicy, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or DefaultResolver()
         self._allowed = allowed
 
     async def resolve(
@@ -75,19 +77,31 @@ class GuardedResolver(AbstractResolver):
 
 
 class Sender:
-    """One shared connection pool for every attempt of a worker."""
+    """One shared connection pool for every attempt of a worker.
 
-    def __init__(self, *, timeout_seconds: float, allowed: AddressPolicy, pool_size: int) -> None:
+    `resolver` answers name lookups in place of the system's (the guard checks its answers
+    all the same); it lets a test play a name server whose answers change.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        allowed: AddressPolicy,
+        pool_size: int,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._allowed = allowed
         self._pool_size = pool_size
+        self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "Sender":
         connector = aiohttp.TCPConnector(
             limit=self._pool_size,
             limit_per_host=CONNECTIONS_PER_HOST,
-            resolver=GuardedResolver(self._allowed),
+            resolver=GuardedResolver(self._allowed, self._resolver),
             ttl_dns_cache=10,
         )
         self._session = aiohttp.ClientSession(
@@ -118,11 +132,11 @@ class Sender:
             return AttemptResult(_elapsed_ms(started), error=classify_error(error))
 
     def _literal_address_allowed(self, url: str) -> bool:
-        # aiohttp connects to an IP literal without asking the resolver, so check it here.
-        host = URL(url).host or ""
-        try:
-            address = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
+        # aiohttp connects to an IP literal without asking the resolver, so check it here; the
+        # loose numeric forms (`2130706433`, `0177.0.0.1`) are read too, so that a refused one
+        # is recorded as a blocked target rather than as a malformed URL.
+        address = literal_address(URL(url).host or "")
+        if address is None:
             return True
         return self._allowed(address)
 
@@ -161,10 +175,17 @@ def _result_of_response(
     return AttemptResult(
         duration_ms=_elapsed_ms(started),
         response_status=status,
-        response_body=content.decode("utf-8", errors="replace"),
+        response_body=_body_text(content),
         error=None if 200 <= status < 300 else ErrorClass.HTTP_STATUS,
         retry_after_seconds=_retry_after(response.headers.get("Retry-After")),
     )
+
+
+def _body_text(content: bytes) -> str:
+    """The body as text every database stores: bytes that are not UTF-8 become U+FFFD, and so
+    does NUL, which PostgreSQL's text columns refuse; a single refused body would hold up the
+    recording of every outcome written in the same batch, again and again."""
+    return content.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 def _retry_after(value: Any) -> float | None:

@@ -3,6 +3,7 @@
 from fastapi import Depends, FastAPI
 
 from reflexblue.api.dependencies import require_json_body
+from reflexblue.api.external.documentation import install_openapi
 from reflexblue.api.management import api_keys, audit, event_types, events, integrations
 from reflexblue.api.problems import install_problem_handlers
 
@@ -23,5 +24,6 @@ def create_management_api() -> FastAPI:
     api.include_router(api_keys.router)
     api.include_router(event_types.router)
     api.include_router(events.router)
+    install_openapi(api)
     install_problem_handlers(api, realm="management")
     return api

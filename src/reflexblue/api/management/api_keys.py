@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
 from reflexblue.api.dependencies import AdminUser, CurrentUser, Sessions, actor_of
+from reflexblue.api.management.documentation import admin_errors, read_errors, write_errors
 from reflexblue.core.database import transaction
 from reflexblue.integrations import api_keys
 from reflexblue.integrations.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
@@ -20,6 +21,7 @@ class ApiKeyList(BaseModel):
     operation_id="createApiKey",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
+    responses=write_errors(404),
 )
 async def create_api_key(
     id: str,
@@ -38,7 +40,7 @@ async def create_api_key(
     return created
 
 
-@router.get("", operation_id="listApiKeys", response_model=ApiKeyList)
+@router.get("", operation_id="listApiKeys", response_model=ApiKeyList, responses=read_errors(404))
 async def list_api_keys(id: str, _: CurrentUser, sessions: Sessions) -> ApiKeyList:
     """The integration's API keys, revoked ones included; never the keys themselves."""
     async with transaction(sessions) as session:
@@ -51,6 +53,7 @@ async def list_api_keys(id: str, _: CurrentUser, sessions: Sessions) -> ApiKeyLi
     operation_id="revokeApiKey",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
+    responses=admin_errors(404),
 )
 async def revoke_api_key(id: str, key_id: str, user: AdminUser, sessions: Sessions) -> Response:
     """Revoke an API key; requests with it get 401 from now on."""

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
 from reflexblue.api.dependencies import CurrentUser, Sessions
+from reflexblue.api.management.documentation import read_errors
 from reflexblue.audit import service
 from reflexblue.core.database import transaction
 
@@ -31,7 +32,7 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("", response_model=AuditPage)
+@router.get("", response_model=AuditPage, responses=read_errors())
 async def list_audit_events(
     _: CurrentUser,
     sessions: Sessions,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
 from reflexblue.api.dependencies import AdminUser, CurrentUser, Sessions, actor_of
+from reflexblue.api.management.documentation import read_errors, write_errors
 from reflexblue.core.database import transaction
 from reflexblue.webhooks import event_types
 from reflexblue.webhooks.listing import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
@@ -19,7 +20,9 @@ class EventTypePage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("", operation_id="listEventTypes", response_model=EventTypePage)
+@router.get(
+    "", operation_id="listEventTypes", response_model=EventTypePage, responses=read_errors()
+)
 async def list_event_types(
     _: CurrentUser,
     sessions: Sessions,
@@ -38,6 +41,7 @@ async def list_event_types(
     operation_id="createEventType",
     status_code=status.HTTP_201_CREATED,
     response_model=EventTypeRead,
+    responses=write_errors(409),
 )
 async def create_event_type(
     data: EventTypeCreate, user: AdminUser, sessions: Sessions, request: Request, response: Response

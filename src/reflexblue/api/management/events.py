@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reflexblue.api.dependencies import AdminUser, RuntimeDep
+from reflexblue.api.management.documentation import write_errors
 from reflexblue.core.database import transaction
 from reflexblue.core.errors import FieldError, NotFound, ValidationFailed
 from reflexblue.core.request_ids import current_request_id
@@ -71,6 +72,7 @@ class EventBatchPublished(BaseModel):
     operation_id="publishEvent",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventPublished,
+    responses=write_errors(),
 )
 async def publish(
     data: EventPublish, _: AdminUser, runtime: RuntimeDep, response: Response
@@ -88,6 +90,7 @@ async def publish(
     operation_id="publishEvents",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventBatchPublished,
+    responses=write_errors(),
 )
 async def publish_batch(data: EventBatch, _: AdminUser, runtime: RuntimeDep) -> EventBatchPublished:
     """Publish up to 1,000 events in one transaction, for bulk loads: all of them or, when one

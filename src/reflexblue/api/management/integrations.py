@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel
 
 from reflexblue.api.dependencies import AdminUser, CurrentUser, RuntimeDep, Sessions, actor_of
+from reflexblue.api.management.documentation import admin_errors, read_errors, write_errors
 from reflexblue.core.database import transaction
 from reflexblue.core.paging import Order
 from reflexblue.integrations import service
@@ -33,7 +34,7 @@ IfMatch = Annotated[
 ]
 
 
-@router.get("", response_model=IntegrationPage)
+@router.get("", response_model=IntegrationPage, responses=read_errors())
 async def list_integrations(
     _: CurrentUser,
     sessions: Sessions,
@@ -52,7 +53,12 @@ async def list_integrations(
     return IntegrationPage(items=items, next_cursor=page.next_cursor, prev_cursor=page.prev_cursor)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=IntegrationRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IntegrationRead,
+    responses=write_errors(409),
+)
 async def create_integration(
     data: IntegrationCreate,
     user: AdminUser,
@@ -69,7 +75,7 @@ async def create_integration(
     return created
 
 
-@router.get("/{id}", response_model=IntegrationRead)
+@router.get("/{id}", response_model=IntegrationRead, responses=read_errors(404))
 async def get_integration(
     id: str, _: CurrentUser, sessions: Sessions, response: Response
 ) -> IntegrationRead:
@@ -80,7 +86,7 @@ async def get_integration(
     return found
 
 
-@router.patch("/{id}", response_model=IntegrationRead)
+@router.patch("/{id}", response_model=IntegrationRead, responses=write_errors(404, 409, 412))
 async def update_integration(
     id: str,
     data: IntegrationUpdate,
@@ -100,7 +106,7 @@ async def update_integration(
     return updated
 
 
-@router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT, responses=admin_errors(404, 412))
 async def delete_integration(
     id: str, user: AdminUser, sessions: Sessions, if_match: IfMatch = None
 ) -> None:
@@ -111,14 +117,16 @@ async def delete_integration(
         )
 
 
-@router.get("/{id}/secret", response_model=SecretRead)
+@router.get("/{id}/secret", response_model=SecretRead, responses=admin_errors(404))
 async def reveal_secret(id: str, user: AdminUser, runtime: RuntimeDep) -> SecretRead:
     """The secret key in plain text (audited). Admins only."""
     async with transaction(runtime.sessions) as session:
         return await service.reveal_secret(session, runtime.box, id, actor_of(user))
 
 
-@router.post("/{id}/secret/rotate", response_model=SecretRead)
+@router.post(
+    "/{id}/secret/rotate", response_model=SecretRead, responses=admin_errors(404, 413, 415)
+)
 async def rotate_secret(id: str, user: AdminUser, runtime: RuntimeDep) -> SecretRead:
     """Make a new secret key; the previous one keeps signing for the grace period."""
     async with transaction(runtime.sessions) as session:
