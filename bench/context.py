@@ -37,6 +37,7 @@ class Sizes:
     seeded_integrations: int
     page_requests: int  # requests per list page timing
     hostile_deliveries: int  # to the healthy webhooks, per drain
+    flood_seconds: float  # of measured load per run of the flood benchmark
 
 
 FULL = Sizes(
@@ -57,6 +58,7 @@ FULL = Sizes(
     seeded_integrations=100_000,
     page_requests=500,
     hostile_deliveries=20_000,
+    flood_seconds=20.0,
 )
 QUICK = replace(
     FULL,
@@ -71,13 +73,24 @@ QUICK = replace(
     failure_deliveries=2_000,
     memory_deliveries=5_000,
     soak_minutes=0.5,
-    seeded_deliveries=20_000,
-    seeded_integrations=2_000,
-    page_requests=100,
+    seeded_deliveries=5_000,
+    seeded_integrations=1_000,
+    page_requests=30,
     hostile_deliveries=2_000,
+    flood_seconds=1.0,
 )
 # What `--only` accepts, in the order a full run takes them.
-BENCHMARKS = ("drains", "ingest", "latency", "failures", "hostile", "soak", "signing")
+BENCHMARKS = (
+    "drains",
+    "ingest",
+    "latency",
+    "failures",
+    "hostile",
+    "flood",
+    "big_tables",
+    "soak",
+    "signing",
+)
 
 
 @dataclass(frozen=True)

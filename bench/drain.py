@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from bench.payload import EVENT_TYPE, event_data
 from bench.processes import (
     BenchError,
+    cpu_seconds,
     environment,
     peak_rss_bytes,
     require_alive,
@@ -72,6 +73,9 @@ class DrainRun:
     complete: bool  # False when the time limit stopped the worker with deliveries pending
     peak_rss_bytes: int
     ledger: Ledger
+    # The worker's CPU time, its start-up included: unlike the rate, what other processes on
+    # the machine do hardly changes it.
+    worker_cpu_seconds: float = 0.0
 
     @property
     def deliveries_per_second(self) -> float:
@@ -120,6 +124,7 @@ class WorkerRun:
     complete: bool  # False when the time limit stopped the worker with deliveries pending
     peak_rss_bytes: int
     received: int  # POSTs the receiver counted while the worker ran
+    cpu_seconds: float  # the worker's CPU time, its start-up included
 
 
 def run_drain(case: DrainCase, setting: DrainSetting, received: Callable[[], int]) -> DrainRun:
@@ -131,7 +136,9 @@ def run_drain(case: DrainCase, setting: DrainSetting, received: Callable[[], int
     # After the worker stopped, so that what it finished on its way out is counted too.
     attempts, seconds, counts = asyncio.run(tally(settings))
     ledger = Ledger(published, *counts, received=run.received)
-    return DrainRun(case.key, attempts, seconds, run.complete, run.peak_rss_bytes, ledger)
+    return DrainRun(
+        case.key, attempts, seconds, run.complete, run.peak_rss_bytes, ledger, run.cpu_seconds
+    )
 
 
 def run_worker(
@@ -146,9 +153,9 @@ def run_worker(
     received_before = received()
     with running(["reflexblue", "worker"], setting.worker_environment()) as worker:
         complete = asyncio.run(_watch(setting, worker, pending or pending_deliveries, observe))
-        # Read before stopping: the high-water mark goes with the process.
-        peak = peak_rss_bytes(worker.pid)
-    return WorkerRun(complete, peak, received() - received_before)
+        # Read before stopping: the high-water mark and the CPU time go with the process.
+        peak, cpu = peak_rss_bytes(worker.pid), cpu_seconds(worker.pid)
+    return WorkerRun(complete, peak, received() - received_before, cpu)
 
 
 async def queue_case(settings: Settings, case: DrainCase, setting: DrainSetting) -> int:

@@ -131,6 +131,14 @@ def peak_rss_bytes(pid: int) -> int:
     return _status_field(pid, "VmHWM:")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) the process has used so far, while it still runs."""
+    # The fields after the command name, which may itself hold spaces and parentheses.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    user_ticks, system_ticks = int(fields[11]), int(fields[12])
+    return (user_ticks + system_ticks) / os.sysconf("SC_CLK_TCK")
+
+
 def _status_field(pid: int, name: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(name):

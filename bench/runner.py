@@ -6,12 +6,14 @@ import secrets
 import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
+from bench.big_tables import big_table_figures, run_big_tables_benchmark
 from bench.context import Context, Options, check_load, progress
 from bench.databases import bench_databases, scratch_folder
 from bench.drain import DRAIN_CASES, DrainCase, DrainRun, run_drain
 from bench.failures import failure_figures, run_failure_benchmark
+from bench.flood import flood_figures, run_flood_benchmark
 from bench.hostile import hostile_figures, run_hostile_benchmark
 from bench.ingest import IngestRound, ingest_servers, run_ingest_round
 from bench.latency import latency_figures, run_latency_benchmark
@@ -23,6 +25,9 @@ from bench.soak import run_soak_benchmark, soak_figures
 
 MIB = 1024 * 1024
 DELIVERY_TARGET = Target("≥ 0.80 × B (stretch 0.90)", ratio_at_least=0.80)
+# The CPU form of the delivery target: what a worker that kept up with 0.80 times B on a core of
+# its own could spend per delivery, against what B spends per request.
+CPU_TARGET = Target("≤ 1.25 × B's", ratio_at_most=1.25)
 
 
 def run_benchmarks(options: Options) -> Report:
@@ -36,6 +41,8 @@ def run_benchmarks(options: Options) -> Report:
         "latency": run_latency_benchmark,
         "failures": run_failure_benchmark,
         "hostile": run_hostile_benchmark,
+        "flood": run_flood_benchmark,
+        "big_tables": run_big_tables_benchmark,
         "soak": run_soak_benchmark,
     }
     try:
@@ -59,6 +66,7 @@ def _figures() -> dict[str, list[Figure]]:
         "drains": [
             *drains,
             Figure("worker_peak_rss", "Worker peak RSS", "MiB", Target("≤ 200 MiB", at_most=200)),
+            Figure("drain_cpu", "Drain CPU per delivery, all drains", "µs", CPU_TARGET),
         ],
         "ingest": [
             Figure("ingest", "Ingest, POST /events", "requests/s", Target("≥ 0.50", 0.50)),
@@ -67,6 +75,8 @@ def _figures() -> dict[str, list[Figure]]:
         "latency": latency_figures(),
         "failures": failure_figures(),
         "hostile": hostile_figures(),
+        "flood": flood_figures(),
+        "big_tables": big_table_figures(),
         "soak": soak_figures(),
         "signing": [
             Figure("signing", "Signing, 1 KiB body", "µs/call", Target("≤ 5 µs", at_most=5.0)),
@@ -85,16 +95,46 @@ def _drains(context: Context) -> None:
     report = context.report
     for round_number in range(context.options.rounds):
         peaks = []
+        spent = _CpuSpent()
         for case in DRAIN_CASES:
             figure = report.figure(case.key)
-            figure.baseline.append(_baseline(context).per_second)
+            baseline = _baseline(context)
+            figure.baseline.append(baseline.per_second)
             run = _drain(context, case, round_number)
             progress(f"{case.label}: {run.deliveries_per_second:,.0f}/s")
             report.add_run("drains", run)
             figure.product.append(run.deliveries_per_second)
+            spent.add(baseline, run)
             peaks.append(run.peak_rss_bytes / MIB)
             _check_drain(report, run, round_number)
         report.figure("worker_peak_rss").product.append(max(peaks))
+        cpu = report.figure("drain_cpu")
+        cpu.baseline.append(spent.baseline_per_request)
+        cpu.product.append(spent.worker_per_attempt)
+
+
+@dataclass
+class _CpuSpent:
+    """CPU time of one round's drains and of their baselines, in µs per request sent."""
+
+    baseline_seconds: float = 0.0
+    baseline_requests: int = 0
+    worker_seconds: float = 0.0
+    worker_attempts: int = 0
+
+    def add(self, baseline: LoadResult, run: DrainRun) -> None:
+        self.baseline_seconds += baseline.cpu_seconds
+        self.baseline_requests += baseline.requests
+        self.worker_seconds += run.worker_cpu_seconds
+        self.worker_attempts += run.attempts
+
+    @property
+    def baseline_per_request(self) -> float:
+        return 1e6 * self.baseline_seconds / max(self.baseline_requests, 1)
+
+    @property
+    def worker_per_attempt(self) -> float:
+        return 1e6 * self.worker_seconds / max(self.worker_attempts, 1)
 
 
 def _drain(context: Context, case: DrainCase, round_number: int) -> DrainRun:

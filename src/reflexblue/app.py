@@ -67,7 +67,7 @@ def create_app(
     app.mount("/api/management", management)
     app.mount(EXTERNAL_API_PATH, external)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    install_console(app)
+    install_console(app, settings)
     _add_operations_routes(app)
     # Added last, so it wraps every other middleware and sees each answer as it leaves.
     app.add_middleware(RequestTracking)

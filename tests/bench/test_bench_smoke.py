@@ -20,7 +20,17 @@ FIGURES_WITH_BASELINE = {
     "signing",
     "failures_drain",
     "hostile_drain",
+    *(
+        f"flood_{flood}_{stream}_{share}"
+        for flood in ("keys", "logins")
+        for stream in ("api", "console")
+        for share in ("p50", "p99")
+    ),
     "soak_rss",
+    "drain_cpu",
+    "big_tables_drain",
+    "big_tables_list_p99",
+    "big_tables_overview_p99",
     "soak_throughput",
 }
 EVERY_FIGURE = FIGURES_WITH_BASELINE | {
@@ -32,6 +42,8 @@ EVERY_FIGURE = FIGURES_WITH_BASELINE | {
     "latency_half_p99",
     "latency_tenth_p99",
     "retry_lateness_p99",
+    "flood_keys_rate",
+    "flood_logins_rate",
 }
 # A retry sent the moment it fell due is 0 ms late; every other figure is a rate, a size or a
 # duration that a working run makes positive.

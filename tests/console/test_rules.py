@@ -83,6 +83,51 @@ def test_a_successful_sign_in_clears_the_failures() -> None:
     throttle.check("alice", "10.0.0.1")
 
 
+def test_sign_ins_still_being_checked_count_against_the_allowance() -> None:
+    throttle = _throttle(FakeClock())
+    for number in range(3):
+        throttle.admit(f"user{number}", "10.0.0.1")
+
+    with pytest.raises(TooManyLoginFailures) as refusal:
+        throttle.admit("user9", "10.0.0.1")
+
+    assert refusal.value.retry_after_seconds == 1
+
+
+def test_an_abandoned_sign_in_frees_its_place() -> None:
+    throttle = _throttle(FakeClock())
+    for number in range(3):
+        throttle.admit(f"user{number}", "10.0.0.1")
+
+    throttle.abandoned("user0", "10.0.0.1")
+
+    throttle.admit("user9", "10.0.0.1")
+
+
+def test_admitted_sign_ins_that_fail_lock_the_address_out() -> None:
+    throttle = _throttle(FakeClock())
+    for number in range(3):
+        throttle.admit(f"user{number}", "10.0.0.1")
+        throttle.failed(f"user{number}", "10.0.0.1")
+
+    with pytest.raises(TooManyLoginFailures) as refusal:
+        throttle.admit("user9", "10.0.0.1")
+
+    assert refusal.value.retry_after_seconds == 10
+
+
+def test_after_a_lockout_ends_one_sign_in_at_a_time_is_checked() -> None:
+    clock = FakeClock()
+    throttle = _throttle(clock)
+    for _ in range(3):
+        throttle.failed("alice", "10.0.0.1")
+    clock.now += 10.5
+    throttle.admit("alice", "10.0.0.1")
+
+    with pytest.raises(TooManyLoginFailures):
+        throttle.admit("alice", "10.0.0.2")
+
+
 def test_the_lock_out_message_says_how_long_to_wait() -> None:
     assert TooManyLoginFailures(90).detail == (
         "Too many failed sign-ins. Wait 2 minutes and try again."

@@ -144,6 +144,16 @@ async def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(
     assert "reflexblue_session" not in visitor.cookies
 
 
+async def test_a_user_name_no_user_can_have_is_refused_as_any_unknown_name(
+    visitor: httpx.AsyncClient, admin_account: ApiUser
+) -> None:
+    response = await log_in(visitor, f"{admin_account.username}\x00", TEST_PASSWORD)
+
+    assert response.status_code == 401
+    assert "The user name or password is not right." in response.text
+    assert "reflexblue_session" not in visitor.cookies
+
+
 async def test_an_empty_log_in_form_asks_for_both_fields(visitor: httpx.AsyncClient) -> None:
     response = await log_in(visitor, "", "")
 

@@ -1,8 +1,9 @@
 """Rate limits per API key, body size and body type."""
 
 import httpx
+import pytest
 
-from reflexblue.api.external.rate_limit import RateLimiter
+from reflexblue.api.external.rate_limit import FailedKeyLimit, RateLimiter, TooManyFailedKeys
 from reflexblue.core.runtime import Runtime
 from tests.external.conftest import API, PUBLIC_URL, Caller, client_with
 
@@ -39,6 +40,68 @@ def test_bucket_refills_at_the_configured_rate() -> None:
     assert limiter.try_acquire("key") == 0.5
     now[0] = 0.5
     assert limiter.try_acquire("key") is None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _failed_key_limit(clock: FakeClock) -> FailedKeyLimit:
+    return FailedKeyLimit(rate=0.5, burst=2, clock=clock)
+
+
+def _fail(limit: FailedKeyLimit, key_hash: str, address: str = "10.0.0.1") -> None:
+    limit.failed(limit.admit(key_hash, address))
+
+
+def test_an_address_out_of_failed_keys_waits_until_its_bucket_refills() -> None:
+    clock = FakeClock()
+    limit = _failed_key_limit(clock)
+    _fail(limit, "guess-1")
+    _fail(limit, "guess-2")
+
+    with pytest.raises(TooManyFailedKeys) as refusal:
+        limit.admit("guess-3", "10.0.0.1")
+    clock.now += 2.0
+
+    assert refusal.value.wait_seconds == 2.0
+    _fail(limit, "guess-3")
+
+
+def test_a_key_that_proves_good_gives_its_token_back() -> None:
+    limit = _failed_key_limit(FakeClock())
+    for _ in range(5):
+        limit.succeeded(limit.admit("good", "10.0.0.1"))
+    _fail(limit, "guess-1")
+    _fail(limit, "guess-2")
+
+    with pytest.raises(TooManyFailedKeys):
+        limit.admit("guess-3", "10.0.0.1")
+
+
+def test_a_good_key_that_fails_later_is_no_longer_let_past_the_limit() -> None:
+    limit = _failed_key_limit(FakeClock())
+    limit.succeeded(limit.admit("revoked-later", "10.0.0.1"))
+    _fail(limit, "guess-1")
+    _fail(limit, "guess-2")
+    known = limit.admit("revoked-later", "10.0.0.1")
+
+    limit.failed(known)
+
+    with pytest.raises(TooManyFailedKeys):
+        limit.admit("revoked-later", "10.0.0.1")
+
+
+def test_failed_keys_of_one_address_leave_another_alone() -> None:
+    limit = _failed_key_limit(FakeClock())
+    _fail(limit, "guess-1")
+    _fail(limit, "guess-2")
+
+    assert limit.admit("guess-3", "10.0.0.2").charged
 
 
 async def test_body_over_one_mebibyte_is_refused_with_413(api: httpx.AsyncClient) -> None:

@@ -1,6 +1,7 @@
 """Fixtures and helpers for the fault tests: real processes, receivers on loopback, and the
 checks that every request a receiver got was signed as Standard Webhooks says."""
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from reflexblue.core.runtime import Runtime
 from reflexblue.core.settings import Settings
 from reflexblue.integrations.service import reveal_secret
 from reflexblue.webhooks.models import Delivery
+from tests.delivery.conftest import eventually
 from tests.support.receiver import Receiver
 from tests.support.settings import loopback_delivery_settings
 
@@ -46,3 +48,15 @@ async def count_deliveries(runtime: Runtime, status: str | None = None) -> int:
         query = query.where(Delivery.status == status)
     async with transaction(runtime.sessions) as session:
         return int(await session.scalar(query) or 0)
+
+
+async def wait_for_arrivals(
+    receiver: Receiver, path: str, secret: str, event_ids: Iterable[str]
+) -> None:
+    """Wait until every one of the events reached the receiver at `path`, signed with `secret`."""
+    expected = {(path, event_id) for event_id in event_ids}
+
+    async def all_arrived() -> bool:
+        return expected <= verified_deliveries(receiver, {path: secret})
+
+    await eventually(all_arrived, "every acknowledged event reached the receiver")

@@ -200,9 +200,7 @@ async def _keep_killing(
         if which == "serve":
             publisher.serve_up.clear()
         fleet.kill(which)
-        t0 = time.monotonic()
         await asyncio.to_thread(fleet.start, which)
-        print("DEBUG start", which, round(time.monotonic() - t0, 2), len(publisher.acknowledged))
         if which == "serve":
             publisher.serve_up.set()
     return claimed
@@ -240,9 +238,7 @@ async def test_events_survive_twenty_sigkills_of_serve_and_worker(
             async def nothing_pending() -> bool:
                 return await count_deliveries(runtime, DeliveryStatus.PENDING.value) == 0
 
-            t0 = time.monotonic()
             await eventually(nothing_pending, "no delivery is pending any more")
-            print("DEBUG drain", round(time.monotonic() - t0, 2))
         finally:
             stop_publishing.set()
             publisher.serve_up.set()

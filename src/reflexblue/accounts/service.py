@@ -15,12 +15,15 @@ from reflexblue.audit.service import Actor, record
 from reflexblue.core.crypto import hash_token, new_token
 from reflexblue.core.database import serialise_first_start, utcnow
 from reflexblue.core.errors import Conflict, FieldError, NotFound, Unauthenticated
+from reflexblue.core.validation import unstorable
 
 logger = logging.getLogger(__name__)
 
 USER_TOKEN_PREFIX = "rbu_"  # noqa: S105 - a public prefix, not a secret
 FIRST_ADMIN_USERNAME = "admin"
 GENERATED_PASSWORD_BYTES = 18
+# The same words whether the name or the password was wrong: they say nothing of which.
+WRONG_CREDENTIALS = "The user name or password is not right."
 # Writing last_used_at on every request would turn every read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -79,10 +82,19 @@ async def ensure_first_admin(session: AsyncSession, password: str | None) -> str
     return password if generated else None
 
 
+async def user_named(session: AsyncSession, username: str) -> User | None:
+    """The user of this name; None for a name no user can have (PostgreSQL refuses a NUL in a
+    query outright), which is then treated as any other unknown name."""
+    if unstorable(username):
+        return None
+    found: User | None = await session.scalar(select(User).where(User.username == username))
+    return found
+
+
 async def authenticate_password(session: AsyncSession, username: str, password: str) -> User:
-    user = await session.scalar(select(User).where(User.username == username))
+    user = await user_named(session, username)
     if not verify_password(user.password_hash if user else None, password) or user is None:
-        raise Unauthenticated("The user name or password is not right.")
+        raise Unauthenticated(WRONG_CREDENTIALS)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user

@@ -5,6 +5,7 @@ the database lets no one sign in. Every sign-in makes a new token (no session fi
 session ends when it is idle too long, when it reaches its absolute age, or on sign-out.
 """
 
+import asyncio
 import logging
 import math
 import secrets
@@ -14,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reflexblue.accounts.models import ConsoleSession, User
-from reflexblue.accounts.service import authenticate_password
+from reflexblue.accounts.passwords import PasswordChecks, hash_password, needs_rehash
+from reflexblue.accounts.service import WRONG_CREDENTIALS, authenticate_password, user_named
 from reflexblue.core.crypto import hash_token, new_token
-from reflexblue.core.database import utcnow
-from reflexblue.core.errors import DomainError
+from reflexblue.core.database import transaction, utcnow
+from reflexblue.core.errors import DomainError, Unauthenticated
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,10 @@ _SLIDE_RESOLUTION = timedelta(minutes=1)
 LOGIN_FAILURES_ALLOWED = 5
 LOGIN_LOCKOUT_SECONDS = 30.0
 LOGIN_LOCKOUT_MAX_SECONDS = 15 * 60.0
+# The wait asked of a sign-in refused because the last allowed ones are still being checked.
+IN_FLIGHT_RETRY_SECONDS = 1.0
+# Entries kept before those whose failures are long past are swept away.
+MAX_TRACKED_LOGIN_KEYS = 10_000
 
 
 class TooManyLoginFailures(DomainError):
@@ -55,8 +61,46 @@ class SignedIn:
 
 
 async def sign_in(session: AsyncSession, username: str, password: str) -> tuple[str, SignedIn]:
-    """Check the password and open a new session; returns the cookie token and the session."""
+    """Check the password and open a new session; returns the cookie token and the session.
+    The check runs here, in the transaction: for commands and tests, not for the console."""
     user = await authenticate_password(session, username, password)
+    return await _open_session(session, user)
+
+
+async def sign_in_checked(
+    sessions: async_sessionmaker[AsyncSession],
+    checks: PasswordChecks,
+    username: str,
+    password: str,
+    *,
+    replacing: str | None = None,
+) -> str:
+    """The console's sign-in; returns the new session's cookie token, and ends the session
+    whose token is `replacing`. The password is checked between two short transactions, on a
+    worker thread, so that its cost holds neither the event loop nor the database.
+
+    A user name that does not exist is checked against a stand-in hash, the same way."""
+    async with transaction(sessions) as session:
+        user = await user_named(session, username)
+        user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
+    if not await checks.verify(stored_hash, password) or stored_hash is None:
+        raise Unauthenticated(WRONG_CREDENTIALS)
+    rehashed = (
+        await asyncio.to_thread(hash_password, password) if needs_rehash(stored_hash) else None
+    )
+
+    async with transaction(sessions) as session:
+        current = await session.get(User, user_id)
+        if current is None or current.password_hash != stored_hash:
+            raise Unauthenticated(WRONG_CREDENTIALS)  # deleted or changed while it was checked
+        if rehashed is not None:
+            current.password_hash = rehashed
+        await sign_out(session, replacing)
+        token, _ = await _open_session(session, current)
+    return token
+
+
+async def _open_session(session: AsyncSession, user: User) -> tuple[str, SignedIn]:
     # Sign-ins are rare enough to carry the clean-up of sessions that ran out.
     await prune_expired_sessions(session)
     token = new_token(SESSION_TOKEN_PREFIX)
@@ -118,12 +162,17 @@ async def prune_expired_sessions(session: AsyncSession) -> int:
 class _Failures:
     count: int = 0
     locked_until: float = 0.0
+    in_flight: int = 0  # admitted sign-ins whose password is still being checked
+    last_failed: float = 0.0
 
 
 @dataclass
 class LoginThrottle:
     """Slows password guessing: after a few failures a user name, or a client address, is
     locked out for a while, and each further failure doubles the wait.
+
+    Sign-ins still being checked count against the allowance, so that a burst of guesses sent
+    at once gets no more password checks than the same guesses sent one after another.
 
     TODO: the counts live in this process's memory, so each `serve` process counts on its
     own and a restart forgets them; share them through the database for scale-out.
@@ -146,20 +195,65 @@ class LoginThrottle:
         if waits:
             raise TooManyLoginFailures(max(waits))
 
+    def admit(self, username: str, address: str) -> None:
+        """Before a password check: raise TooManyLoginFailures if it may not be made now, else
+        count it in flight until `failed`, `succeeded` or `abandoned` says how it ended."""
+        self.check(username, address)
+        keys = _keys(username, address)
+        if any(self._no_more_in_flight(key) for key in keys):
+            raise TooManyLoginFailures(IN_FLIGHT_RETRY_SECONDS)
+        self._forget_old_failures()
+        for key in keys:
+            self._failures.setdefault(key, _Failures()).in_flight += 1
+
     def failed(self, username: str, address: str) -> None:
         now = self.clock()
         for key in _keys(username, address):
             entry = self._failures.setdefault(key, _Failures())
+            entry.in_flight = max(0, entry.in_flight - 1)
             entry.count += 1
+            entry.last_failed = now
             beyond = entry.count - self.failures_allowed
             if beyond >= 0:
                 wait = min(self.lockout_seconds * 2**beyond, self.lockout_max_seconds)
                 entry.locked_until = now + wait
-        logger.warning("console sign-in refused", extra={"address": address})
 
     def succeeded(self, username: str, address: str) -> None:
         for key in _keys(username, address):
             self._failures.pop(key, None)
+
+    def abandoned(self, username: str, address: str) -> None:
+        """An admitted sign-in that ended without a verdict on its password."""
+        for key in _keys(username, address):
+            entry = self._failures.get(key)
+            if entry is None:
+                continue
+            entry.in_flight = max(0, entry.in_flight - 1)
+            if entry.in_flight == 0 and entry.count == 0:
+                del self._failures[key]
+
+    def _no_more_in_flight(self, key: str) -> bool:
+        entry = self._failures.get(key)
+        if entry is None:
+            return False
+        # Past a lockout that has ended, one try at a time until one succeeds.
+        room = max(1, self.failures_allowed - entry.count)
+        return entry.in_flight >= room
+
+    def _forget_old_failures(self) -> None:
+        """Keeps memory bounded under guesses from ever new names and addresses: failures
+        older than the longest lockout are forgotten once there are many entries."""
+        if len(self._failures) < MAX_TRACKED_LOGIN_KEYS:
+            return
+        now = self.clock()
+        horizon = now - self.lockout_max_seconds
+        stale = [
+            key
+            for key, entry in self._failures.items()
+            if not entry.in_flight and entry.locked_until <= now and entry.last_failed < horizon
+        ]
+        for key in stale:
+            del self._failures[key]
 
 
 def _keys(username: str, address: str) -> tuple[str, str]:

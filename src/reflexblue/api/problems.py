@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reflexblue.core.database import DatabaseFault, database_fault
 from reflexblue.core.errors import (
     Conflict,
     DomainError,
@@ -25,6 +27,8 @@ from reflexblue.core.validation import validation_failed
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# Seconds a client is asked to wait before it tries again while the database is away.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class UnsupportedMediaType(DomainError):
@@ -59,7 +63,23 @@ _TITLE_BY_STATUS = {
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
+    507: "Insufficient storage",
 }
+# The status and detail of each database fault. When a connection is lost during a commit, no
+# one knows whether the commit took effect; a full disk makes the database roll the transaction
+# back, so only there can the answer promise that nothing was stored.
+DATABASE_FAULT_ANSWERS: dict[DatabaseFault, tuple[int, str]] = {
+    DatabaseFault.UNAVAILABLE: (
+        503,
+        "The database is not reachable right now; try again shortly.",
+    ),
+    DatabaseFault.DISK_FULL: (
+        507,
+        "The database's disk is full, so nothing of this request was stored. Data stored "
+        "before is intact; ask the operator to free space, then try again.",
+    ),
+}
+DATABASE_ERRORS = (DBAPIError, PoolTimeout)
 
 
 def problem(
@@ -95,8 +115,11 @@ def install_problem_handlers(app: FastAPI, *, realm: str) -> None:
     async def on_invalid_request(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         details = list(error.errors())
-        if any(detail.get("type") == "json_invalid" for detail in details):
-            return problem(400, "The request body is not valid JSON.", title="Malformed JSON")
+        malformed = next((d for d in details if d.get("type") == "json_invalid"), None)
+        if malformed is not None:
+            reason = (malformed.get("ctx") or {}).get("error", "it cannot be parsed")
+            detail = f"The request body is not valid JSON: {reason}."
+            return problem(400, detail, title="Malformed JSON")
         failure = validation_failed(details)
         return problem(422, failure.detail, errors=failure.errors)
 
@@ -105,13 +128,13 @@ def install_problem_handlers(app: FastAPI, *, realm: str) -> None:
         detail = error.detail if isinstance(error.detail, str) else "The request failed."
         return problem(error.status_code, detail, headers=error.headers)
 
-    async def on_database_unavailable(_: Request, error: Exception) -> JSONResponse:
-        logger.warning("database unavailable", extra={"error": type(error).__name__})
-        return problem(
-            503,
-            "The database is not reachable right now; try again shortly.",
-            headers={"Retry-After": "5"},
-        )
+    async def on_database_error(request: Request, error: Exception) -> JSONResponse:
+        fault = database_fault(error)
+        if fault is None:  # a statement of ours that failed: a bug, with its traceback
+            return await on_unexpected(request, error)
+        log_database_fault(fault, error, request.url.path)
+        status, detail = DATABASE_FAULT_ANSWERS[fault]
+        return problem(status, detail, headers=database_retry_headers())
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unexpected error", extra={"path": request.url.path})
@@ -120,6 +143,29 @@ def install_problem_handlers(app: FastAPI, *, realm: str) -> None:
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(OperationalError, on_database_unavailable)
-    app.add_exception_handler(InterfaceError, on_database_unavailable)
+    for error_class in DATABASE_ERRORS:
+        app.add_exception_handler(error_class, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def log_database_fault(fault: DatabaseFault, error: BaseException, path: str) -> None:
+    """One line per refused request; no traceback, since the fault is not in the code. The
+    error's class names what the driver saw; its message may hold the statement, so it is
+    left out."""
+    fields = {"path": path, "error": type(_driver_error(error)).__name__}
+    if fault is DatabaseFault.DISK_FULL:
+        logger.error("database disk full; request refused", extra=fields)
+    else:
+        logger.warning("database unavailable; request refused", extra=fields)
+
+
+def database_retry_headers() -> dict[str, str]:
+    return {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception beneath SQLAlchemy's and the dialect's wrappings."""
+    innermost = error
+    while (cause := getattr(innermost, "orig", None) or innermost.__cause__) is not None:
+        innermost = cause
+    return innermost

@@ -6,11 +6,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from reflexblue.accounts.passwords import PasswordChecks, PasswordChecksBusy
 from reflexblue.accounts.sessions import (
     LoginThrottle,
     TooManyLoginFailures,
     resume,
-    sign_in,
+    sign_in_checked,
     sign_out,
 )
 from reflexblue.api.dependencies import RuntimeDep
@@ -26,6 +27,7 @@ from reflexblue.console.security import (
 )
 from reflexblue.core.database import transaction
 from reflexblue.core.errors import Unauthenticated
+from reflexblue.core.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ HOME_PATH = "/management/general/integrations"
 LOGIN_PATH = "/login"
 USERNAME_MAX_LENGTH = 100
 PASSWORD_MAX_LENGTH = 1024
+BUSY_RETRY_SECONDS = 1
 
 
 @router.get(LOGIN_PATH)
@@ -66,26 +69,45 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
     throttle: LoginThrottle = request.app.state.login_throttle
     address = request.client.host if request.client else "unknown"
     try:
-        throttle.check(username, address)
-        async with transaction(runtime.sessions) as session:
-            await sign_out(session, request.cookies.get(SESSION_COOKIE))
-            token, _ = await sign_in(session, username, password)
+        throttle.admit(username, address)
     except TooManyLoginFailures as refusal:
-        response = _login_form(
-            request, next_path=target, username=username, error=refusal.detail, status=429
-        )
-        response.headers["Retry-After"] = str(refusal.retry_after_seconds)
-        return response
+        return _refused(request, target, username, refusal.detail, refusal.retry_after_seconds)
+    try:
+        token = await _check_and_sign_in(request, runtime, username, password)
+    except PasswordChecksBusy as busy:
+        throttle.abandoned(username, address)
+        return _refused(request, target, username, busy.detail, BUSY_RETRY_SECONDS)
     except Unauthenticated as refusal:
         throttle.failed(username, address)
+        logger.warning("console sign-in refused", extra={"address": address})
         return _login_form(
             request, next_path=target, username=username, error=refusal.detail, status=401
         )
+    except BaseException:
+        throttle.abandoned(username, address)
+        raise
 
     throttle.succeeded(username, address)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, request, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
+    return response
+
+
+async def _check_and_sign_in(
+    request: Request, runtime: Runtime, username: str, password: str
+) -> str:
+    checks: PasswordChecks = request.app.state.password_checks
+    replacing = request.cookies.get(SESSION_COOKIE)
+    return await sign_in_checked(runtime.sessions, checks, username, password, replacing=replacing)
+
+
+def _refused(
+    request: Request, target: str, username: str, message: str, retry_after_seconds: int
+) -> Response:
+    """429: the login form again, saying why and how long to wait, its password unchecked."""
+    response = _login_form(request, next_path=target, username=username, error=message, status=429)
+    response.headers["Retry-After"] = str(retry_after_seconds)
     return response
 
 

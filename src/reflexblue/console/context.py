@@ -1,9 +1,10 @@
 """What every console page receives: the signed-in user, checked forms, and the templates."""
 
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
@@ -12,11 +13,17 @@ from starlette.responses import Response
 
 from reflexblue.accounts.sessions import SignedIn, resume
 from reflexblue.api.dependencies import RuntimeDep
+from reflexblue.api.problems import BodyTooLarge, UnsupportedMediaType
 from reflexblue.console.security import CSRF_FIELD, SESSION_COOKIE, check_csrf
 from reflexblue.core.database import transaction
-from reflexblue.core.errors import Forbidden
+from reflexblue.core.errors import DomainError, Forbidden
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+# The largest form, the detail screen, stays far below this even with every character of
+# the longest description percent-encoded.
+FORM_MAX_BYTES = 64 * 1024
+FORM_MAX_FIELDS = 50
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
 
 
@@ -62,15 +69,50 @@ def require_admin(signed_in: ConsoleUser) -> SignedIn:
 ConsoleAdmin = Annotated[SignedIn, Depends(require_admin)]
 
 
+class FormRefused(DomainError):
+    title = "Form not accepted"
+
+
 async def checked_form(request: Request, signed_in: ConsoleUser) -> FormData:
     """The posted form, once its CSRF token has been found to be this session's."""
-    form = await request.form()
+    form = await read_form(request)
     submitted = form.get(CSRF_FIELD)
     check_csrf(signed_in.csrf_token, request, submitted if isinstance(submitted, str) else None)
     return form
 
 
 CheckedForm = Annotated[FormData, Depends(checked_form)]
+
+
+async def read_form(request: Request) -> FormData:
+    """The fields of a posted form, read strictly: the console's own pages send each field
+    once, URL-encoded as UTF-8, so anything else did not come from them and is refused
+    whole rather than stored as a guess (Starlette would keep the last of repeated fields
+    and turn bytes that are not UTF-8 into replacement characters)."""
+    length = request.headers.get("content-length", "")
+    if length.isascii() and length.isdigit() and int(length) > FORM_MAX_BYTES:
+        raise BodyTooLarge(f"A form may be at most {FORM_MAX_BYTES} bytes.")
+    body = await request.body()
+    if len(body) > FORM_MAX_BYTES:
+        raise BodyTooLarge(f"A form may be at most {FORM_MAX_BYTES} bytes.")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and media_type != FORM_MEDIA_TYPE:
+        raise UnsupportedMediaType(f"Send the form as {FORM_MEDIA_TYPE}.")
+    try:
+        fields = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=FORM_MAX_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise FormRefused("The form holds text that is not valid UTF-8.") from None
+    except ValueError:
+        raise FormRefused(f"A form may have at most {FORM_MAX_FIELDS} fields.") from None
+    repeated = sorted(name for name, count in Counter(n for n, _ in fields).items() if count > 1)
+    if repeated:
+        raise FormRefused(f"The form sends the field {repeated[0]!r} more than once.")
+    return FormData(dict(fields))
 
 
 def is_htmx(request: Request) -> bool:

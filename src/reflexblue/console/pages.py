@@ -56,6 +56,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 FLASH_COOKIE = "reflexblue_flash"
 FLASH_MAX_AGE_SECONDS = 60
+_VERSION_MAX_DIGITS = 18
 
 
 # --- the overview ---------------------------------------------------------------------------
@@ -244,9 +245,12 @@ def _problem_of(refusal: ValidationFailed | Conflict) -> str:
 def _version(text: str | None) -> int | None:
     # A missing or mangled version cannot prove the form saw the latest data: treat it as 0,
     # which no stored integration has, so the save is refused as stale rather than forced.
-    if text is None or not text.strip().isdigit():
+    # isdigit() alone admits "²", which int() refuses, and thousands of digits exceed int()'s
+    # limit; no version is that long.
+    digits = (text or "").strip()
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= _VERSION_MAX_DIGITS):
         return 0
-    return int(text)
+    return int(digits)
 
 
 async def _form_again(

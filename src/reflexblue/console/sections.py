@@ -87,13 +87,25 @@ def _key_request(values: dict[str, str]) -> ApiKeyCreate:
     days_text = values["expires_in_days"]
     expires_at = None
     if days_text:
-        if not days_text.isdigit() or not 1 <= int(days_text) <= EXPIRY_DAYS_MAX:
+        days = _days(days_text)
+        if days is None:
             message = (
                 f"Enter a whole number of days from 1 to {EXPIRY_DAYS_MAX}, or leave it empty."
             )
             raise ValidationFailed(message, [FieldError("expires_in_days", message)])
-        expires_at = utcnow() + timedelta(days=int(days_text))
+        expires_at = utcnow() + timedelta(days=days)
     return parse(ApiKeyCreate, {"name": values["name"], "expires_at": expires_at})
+
+
+def _days(text: str) -> int | None:
+    """The whole number of days typed, or None when it is not one in range."""
+    # isdigit() alone admits "²", which int() refuses; and a number of more digits than the
+    # maximum is out of range without converting it.
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or len(digits) > len(str(EXPIRY_DAYS_MAX)):
+        return None
+    days = int(digits or "0")
+    return days if 1 <= days <= EXPIRY_DAYS_MAX else None
 
 
 def _messages_by_field(errors: list[FieldError]) -> dict[str, str]:

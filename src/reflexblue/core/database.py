@@ -1,14 +1,20 @@
 """The database engine, sessions and the column types every feature's models share."""
 
 import asyncio
+import enum
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +27,8 @@ from ulid import ULID
 from reflexblue.core.sqlite_inline import inline_connector
 
 SQLITE_BUSY_TIMEOUT_MILLISECONDS = 10_000
+# asyncpg waits a minute by default for a server that accepts no connection or answers none.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5.0
 
 # Stable constraint names, so migrations can refer to them on both backends.
 NAMING_CONVENTION = {
@@ -73,7 +81,37 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_sqlite_immediately)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return _postgres_engine(url)
+
+
+def _postgres_engine(url: str) -> AsyncEngine:
+    # SQLAlchemy's asyncpg dialect opens each connection with `async_creator_fn`, given the
+    # URL's own arguments; supplying it keeps those and only changes how failures surface.
+    options = {"timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS, "async_creator_fn": _connect_postgres}
+    # TODO: a server that stops answering in the middle of a statement (frozen, cut off by the
+    # network) holds that request until TCP gives up. asyncpg's command_timeout would bound
+    # it, but one figure for every statement would also cut off long migrations and prunes.
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=options
+    )
+
+
+# The driver's class for "the database cannot be reached", which SQLAlchemy leaves untyped.
+_DriverOperationalError: Any = AsyncAdapt_asyncpg_dbapi.OperationalError
+
+
+async def _connect_postgres(*args: Any, **kwargs: Any) -> Any:
+    """asyncpg.connect, failing the way every other driver does.
+
+    asyncpg reports a server that refuses the connection or does not answer in time as a bare
+    OSError (TimeoutError is one), which SQLAlchemy passes on unwrapped, unlike its own
+    errors. Raised as the driver's OperationalError, it arrives as SQLAlchemy's instead.
+    """
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except OSError as error:
+        reason = f"PostgreSQL cannot be reached: {type(error).__name__}: {error}"
+        raise _DriverOperationalError(reason, error) from error
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -93,6 +131,45 @@ def _begin_sqlite_immediately(connection: Any) -> None:
     # SQLite queue writers behind busy_timeout instead.
     # TODO: read-only requests take the lock too; split reads off if that ever limits throughput.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class DatabaseFault(enum.Enum):
+    """A failure of the database itself rather than of the statement sent to it."""
+
+    UNAVAILABLE = "unavailable"  # away, starting, stopping, or too busy to take a connection
+    DISK_FULL = "disk full"
+
+
+# PostgreSQL's SQLSTATE codes: disk_full; connection exceptions, operator intervention (admin
+# or crash shutdown, cannot connect now), too_many_connections.
+_POSTGRES_DISK_FULL = "53100"
+_POSTGRES_UNAVAILABLE_PREFIXES = ("08", "57P", "53300")
+
+
+def database_fault(error: BaseException) -> DatabaseFault | None:
+    """What an error from a database call says of the database, or None when the call
+    itself failed (a broken statement, a violated constraint): a fault in the code."""
+    if isinstance(error, PoolTimeout):  # every pooled connection stayed busy too long
+        return DatabaseFault.UNAVAILABLE
+    if not isinstance(error, DBAPIError):
+        return None
+    sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+    if sqlstate == _POSTGRES_DISK_FULL or _is_sqlite_full(error.orig):
+        return DatabaseFault.DISK_FULL
+    if (
+        error.connection_invalidated
+        or isinstance(error, (OperationalError, InterfaceError))
+        or sqlstate.startswith(_POSTGRES_UNAVAILABLE_PREFIXES)
+    ):
+        return DatabaseFault.UNAVAILABLE
+    return None
+
+
+def _is_sqlite_full(cause: BaseException | None) -> bool:
+    # The low byte is the primary result code; extended codes only add detail above it.
+    if not isinstance(cause, sqlite3.Error):
+        return False
+    return cause.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL
 
 
 # Any fixed number works; it only has to be the same in every process.

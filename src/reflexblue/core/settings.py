@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,10 @@ from sqlalchemy.exc import ArgumentError
 DEFAULT_RETRY_SCHEDULE_SECONDS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 OPERATOR_SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every signing secret
 OPERATOR_SECRET_MIN_BYTES = 24
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -42,6 +47,20 @@ class Settings(BaseSettings):
     # External API requests per API key: a steady rate per second and the burst above it.
     external_rate_limit: float = Field(default=50.0, gt=0)
     external_rate_burst: int = Field(default=100, ge=1)
+    # External API keys that fail (unknown, revoked or expired), per client address: a steady
+    # rate per second and the burst above it. Beyond them the address gets 429 for any key this
+    # process has not seen succeed lately, before the database is asked.
+    external_failed_key_rate: float = Field(default=1.0, gt=0, le=10_000)
+    external_failed_key_burst: int = Field(default=50, ge=1, le=100_000)
+    # Console sign-ins: the failures a user name or a client address may make before it is
+    # locked out, the first lockout in seconds, and the longest, which each further failure
+    # doubles towards.
+    login_failures_allowed: int = Field(default=5, ge=1, le=1000)
+    login_lockout_seconds: float = Field(default=30.0, gt=0, le=86_400)
+    login_lockout_max_seconds: float = Field(default=900.0, gt=0, le=7 * 86_400)
+    # Password checks (argon2id, tens of milliseconds of a core each) that may run at once; a
+    # sign-in beyond them is refused with 429 rather than queued. The machine's CPU count.
+    password_checks_at_once: int = Field(default_factory=_cpu_count, ge=1, le=256)
     # Where `reflexblue worker` serves /metrics and /healthz; off unless set, since two workers
     # on one machine cannot share a port.
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65_535)
@@ -56,6 +75,17 @@ class Settings(BaseSettings):
     @classmethod
     def _check_retry_schedule(cls, value: str) -> str:
         _parse_retry_schedule(value)
+        return value
+
+    @field_validator("login_lockout_max_seconds")
+    @classmethod
+    def _check_longest_lockout(cls, value: float, info: ValidationInfo) -> float:
+        first = info.data.get("login_lockout_seconds")
+        if first is not None and value < first:
+            raise ValueError(
+                f"must be at least REFLEXBLUE_LOGIN_LOCKOUT_SECONDS ({first:g}); it is the "
+                "longest lockout, which the first one doubles towards"
+            )
         return value
 
     @field_validator("worker_metrics_port", mode="before")

@@ -1,10 +1,13 @@
 """One set of input rules for console, APIs and CLI, and one translation of their failures."""
 
+import math
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from reflexblue.core.errors import FieldError, ValidationFailed
@@ -13,6 +16,11 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Line breaks and tabs are allowed in long free text only.
 _MULTILINE_ALLOWED = frozenset("\n\r\t")
+# Free-form JSON (event data, JSON Schemas) nests at most this deep: far more than any payload
+# needs, and far from the depth at which encoding it or checking it against a schema would
+# exhaust the interpreter's stack.
+JSON_MAX_DEPTH = 32
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 def text_rule(*, max_length: int, required: bool, multiline: bool = False) -> Callable[[str], str]:
@@ -52,6 +60,61 @@ def identifier_rule(value: str) -> str:
             "Use only letters (A–Z, a–z), digits (0–9) and the underscore (_).",
         )
     return value
+
+
+def unstorable(text: str) -> bool:
+    """No stored name or id holds a control character or a lone surrogate, and PostgreSQL
+    refuses NUL in a query outright, so such text can only be refused, never looked up."""
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+
+
+def json_value_rule(value: Any) -> Any:
+    """Free-form JSON that every database can store and every receiver can parse: nested at
+    most JSON_MAX_DEPTH levels, finite numbers only, and no lone surrogate in any string."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list) and depth > JSON_MAX_DEPTH:
+            raise PydanticCustomError(
+                "json_depth",
+                "Nest objects and arrays at most {max_depth} levels deep.",
+                {"max_depth": JSON_MAX_DEPTH},
+            )
+        if isinstance(item, dict):
+            pending.extend((key, depth) for key in item)
+            pending.extend((each, depth + 1) for each in item.values())
+        elif isinstance(item, list):
+            pending.extend((each, depth + 1) for each in item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise PydanticCustomError("json_number", "Numbers must be finite.")
+        elif isinstance(item, str) and any("\ud800" <= char <= "\udfff" for char in item):
+            raise PydanticCustomError(
+                "surrogate", "Contains an incomplete character (a lone UTF-16 surrogate)."
+            )
+    return value
+
+
+def _timestamp_text(value: object) -> object:
+    # Lax parsing would take a number (or a string of digits) for Unix seconds; the APIs
+    # promise RFC 3339, date and time.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise PydanticCustomError(
+            "timestamp_type", "Use an RFC 3339 timestamp such as 2026-12-01T08:00:00Z."
+        )
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-23:59 parses, but lies beyond the last instant a datetime holds.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("timestamp_range", "This time is out of range.") from None
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_in_utc)]
 
 
 def reject_null(value: object) -> object:

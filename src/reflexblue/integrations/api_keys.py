@@ -4,7 +4,7 @@ integration. A key is shown once; only its SHA-256 is kept."""
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +12,7 @@ from reflexblue.audit.service import Actor, record
 from reflexblue.core.crypto import hash_token, new_token
 from reflexblue.core.database import utcnow
 from reflexblue.core.errors import FieldError, NotFound, Unauthenticated, ValidationFailed
-from reflexblue.core.validation import text_rule
+from reflexblue.core.validation import Timestamp, text_rule, unstorable
 from reflexblue.integrations.models import ApiKey, Integration
 from reflexblue.integrations.service import get_integration
 
@@ -33,7 +33,7 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ApiKeyName
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Timestamp | None = Field(
         default=None, description="When the key stops working; in the future. Never if absent."
     )
 
@@ -100,7 +100,7 @@ async def list_api_keys(session: AsyncSession, integration_id: str) -> list[ApiK
 
 
 async def get_api_key(session: AsyncSession, key_id: str) -> ApiKey:
-    row = await session.get(ApiKey, key_id)
+    row = None if unstorable(key_id) else await session.get(ApiKey, key_id)
     if row is None:
         raise NotFound(f"No API key has the id {key_id!r}.")
     return row

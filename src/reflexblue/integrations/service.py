@@ -1,6 +1,5 @@
 """Integrations: create, read, list, change and delete them, and keep their secret keys."""
 
-import unicodedata
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ from reflexblue.core.errors import (
     ValidationFailed,
 )
 from reflexblue.core.paging import Cursor, Order, Page, cursor_value
+from reflexblue.core.validation import unstorable
 from reflexblue.integrations.models import Integration
 from reflexblue.integrations.schemas import IntegrationCreate, IntegrationUpdate, SecretRead
 
@@ -67,11 +67,10 @@ async def create_integration(
 
 
 async def get_integration(session: AsyncSession, integration_id: str) -> Integration:
-    unstorable = _unstorable(integration_id)
-    integration = None if unstorable else await session.get(Integration, integration_id)
-    if integration is None:
+    found = None if unstorable(integration_id) else await session.get(Integration, integration_id)
+    if found is None:
         raise NotFound(f"No integration has the id {integration_id!r}.")
-    return integration
+    return found
 
 
 async def get_integration_by_export_id(session: AsyncSession, export_id: str) -> Integration:
@@ -98,7 +97,7 @@ async def list_integrations(
         raise _invalid("sort", f"Sort by one of: {', '.join(SORT_FIELDS)}.")
     if not 1 <= limit <= PAGE_SIZE_MAX:
         raise _invalid("limit", f"Must be between 1 and {PAGE_SIZE_MAX}.")
-    if q is not None and _unstorable(q):
+    if q is not None and unstorable(q):
         raise _invalid("q", "Search text may not contain control characters.")
 
     position = Cursor.decode(cursor, sort=sort, order=order) if cursor else None
@@ -248,12 +247,6 @@ def _secret_context(integration_id: str) -> str:
     # Binding each ciphertext to its row means a sealed secret copied onto another
     # integration's row does not open.
     return f"integration:{integration_id}:secret"
-
-
-def _unstorable(text: str) -> bool:
-    """No stored name or ID holds a control character or a lone surrogate, and PostgreSQL
-    refuses NUL in a query outright, so such text can only be refused, never looked up."""
-    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
 
 
 def _check_version(integration: Integration, expected_version: int | None) -> None:

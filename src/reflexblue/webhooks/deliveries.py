@@ -10,6 +10,7 @@ from reflexblue.core.database import utcnow
 from reflexblue.core.errors import Conflict, NotFound
 from reflexblue.core.paging import Page
 from reflexblue.core.request_ids import current_request_id
+from reflexblue.core.validation import unstorable
 from reflexblue.webhooks.listing import PAGE_SIZE_DEFAULT, page_by_key
 from reflexblue.webhooks.models import (
     TEST_EVENT_TYPE,
@@ -119,6 +120,8 @@ async def _wake_workers(session: AsyncSession) -> None:
 
 async def _owned_delivery(session: AsyncSession, integration_id: str, delivery_id: str) -> Delivery:
     # Another integration's delivery is answered exactly like a missing one.
+    if unstorable(delivery_id):
+        raise NotFound(f"No delivery has the id {delivery_id!r}.")
     query = (
         select(Delivery)
         .join(Webhook, Webhook.id == Delivery.webhook_id)

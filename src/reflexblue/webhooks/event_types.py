@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reflexblue.audit.service import Actor, record
 from reflexblue.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from reflexblue.core.paging import Page
+from reflexblue.core.validation import unstorable
 from reflexblue.webhooks.listing import PAGE_SIZE_DEFAULT, page_by_key
 from reflexblue.webhooks.models import EventType
 from reflexblue.webhooks.schemas import ALL_EVENT_TYPES, EventTypeCreate
@@ -30,7 +31,7 @@ async def list_event_types(
 
 
 async def get_event_type(session: AsyncSession, name: str) -> EventType:
-    found = await session.get(EventType, name)
+    found = None if unstorable(name) else await session.get(EventType, name)
     if found is None:
         raise NotFound(f"No event type is named {name!r}.")
     return found

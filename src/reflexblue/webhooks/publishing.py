@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from referencing.exceptions import Unresolvable
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,7 @@ from reflexblue.core.database import new_id, utcnow
 from reflexblue.core.errors import FieldError, NotFound, ValidationFailed
 from reflexblue.webhooks.event_types import get_event_type
 from reflexblue.webhooks.models import Delivery, DeliveryStatus, Event, Webhook
-from reflexblue.webhooks.schemas import ALL_EVENT_TYPES
+from reflexblue.webhooks.schemas import ALL_EVENT_TYPES, local_schema_registry
 
 NOTIFY_CHANNEL = "reflexblue_deliveries"
 IDEMPOTENCY_KEY_FIELD = "idempotency_key"
@@ -35,6 +36,8 @@ class NewEvent:
     data: dict[str, Any]
     integration_id: str | None = None
     idempotency_key: str | None = None
+    # The API request that published it, when not the one the whole batch came with.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ async def publish_events(
     """Publish several events in the caller's transaction by the rules of `publish_event`,
     writing the rows of those without an idempotency key in bulk. Raises EventRefused for the
     first refused one; the caller's transaction should then roll back."""
-    batch = _Batch(session, utcnow(), request_id)
+    batch = PublicationBatch(session, utcnow(), request_id)
     published = []
     for index, new in enumerate(events):
         try:
@@ -95,8 +98,12 @@ async def publish_events(
     return published
 
 
-class _Batch:
-    """The rows of one bulk write, and what was looked up for them along the way."""
+class PublicationBatch:
+    """The rows of one bulk write, and what was looked up for them along the way.
+
+    `add` refuses an event (ValidationFailed) before writing anything of it, so a caller may
+    go on adding others after a refusal; `write` then writes the rows of those accepted.
+    """
 
     def __init__(self, session: AsyncSession, now: datetime, request_id: str | None) -> None:
         self._session = session
@@ -184,7 +191,7 @@ class _Batch:
             "created_at": self._now,
             "idempotency_key": new.idempotency_key,
             "fingerprint": None,
-            "request_id": self._request_id,
+            "request_id": new.request_id or self._request_id,
         }
 
 
@@ -251,7 +258,14 @@ def _delivery_row(event_id: str, webhook_id: str, now: datetime) -> dict[str, An
 
 
 def _check_against_schema(schema: dict[str, Any], data: dict[str, Any]) -> None:
-    problems = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    validator = Draft202012Validator(schema, registry=local_schema_registry(schema))
+    try:
+        problems = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+    except (Unresolvable, RecursionError):
+        # A reference stored before references were checked, or one that leads back to
+        # itself (`{"$ref": "#"}`) and so never reaches a verdict.
+        message = "The event type's schema cannot be applied; ask an administrator to fix it."
+        raise ValidationFailed(message, [FieldError("type", message)]) from None
     if not problems:
         return
     errors = [

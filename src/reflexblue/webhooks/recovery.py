@@ -21,6 +21,7 @@ from reflexblue.audit.service import Actor, record
 from reflexblue.core.database import transaction, utcnow
 from reflexblue.core.errors import FieldError, NotFound, ValidationFailed
 from reflexblue.core.runtime import Runtime
+from reflexblue.core.validation import unstorable
 from reflexblue.webhooks.models import Delivery, DeliveryStatus, Recovery, RecoveryStatus, Webhook
 from reflexblue.webhooks.publishing import NOTIFY_CHANNEL
 from reflexblue.webhooks.schemas import RecoveryCreate, RecoveryPreview, RecoveryRead
@@ -112,6 +113,8 @@ async def get_recovery(
     session: AsyncSession, integration_id: str, recovery_id: str
 ) -> RecoveryRead:
     """One recovery of the integration's webhooks; another integration's is answered as missing."""
+    if unstorable(recovery_id):
+        raise NotFound(f"No recovery has the id {recovery_id!r}.")
     recovery = await session.scalar(
         select(Recovery)
         .join(Webhook, Webhook.id == Recovery.webhook_id)

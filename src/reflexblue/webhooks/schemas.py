@@ -1,7 +1,7 @@
 """The shapes event types, webhooks and deliveries take at the doors."""
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -9,17 +9,18 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     computed_field,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
-from reflexblue.core.validation import reject_null, text_rule
+from reflexblue.core.validation import Timestamp, json_value_rule, reject_null, text_rule
 from reflexblue.webhooks.models import DeliveryStatus, RecoveryStatus
 
 EVENT_TYPE_NAME_MAX_LENGTH = 100
@@ -31,7 +32,7 @@ ALL_EVENT_TYPES = "*"
 
 _EVENT_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _URL_SCHEMES = ("http", "https")
-_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_SCHEMA_BASE_URI = "urn:reflexblue:event-type-schema"
 
 
 def _event_type_name_rule(value: str) -> str:
@@ -67,13 +68,58 @@ def _url_rule(value: str) -> str:
 def _json_schema_rule(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
+    json_value_rule(value)
     try:
         Draft202012Validator.check_schema(value)
     except SchemaError as error:
         raise PydanticCustomError(
             "json_schema", "Not a valid JSON Schema: {reason}", {"reason": error.message}
         ) from None
+    unresolved = unresolved_references(value)
+    if unresolved:
+        raise PydanticCustomError(
+            "json_schema_reference",
+            "Not a valid JSON Schema: {reference} does not point into this schema; only "
+            "references within it (such as #/$defs/address) are followed.",
+            {"reference": unresolved[0]},
+        )
     return value
+
+
+def local_schema_registry(schema: dict[str, Any]) -> Registry[Any]:
+    """A registry holding only this schema: a reference elsewhere is never fetched (that
+    would have the server request any URL an administrator names), it stays unresolved."""
+    registry: Registry[Any] = Registry().with_resource(
+        _SCHEMA_BASE_URI, DRAFT202012.create_resource(schema)
+    )
+    return registry
+
+
+def unresolved_references(schema: dict[str, Any]) -> list[str]:
+    """The `$ref` values of the schema that lead nowhere within it."""
+    resolver = local_schema_registry(schema).resolver(base_uri=_SCHEMA_BASE_URI)
+    unresolved = []
+    for reference in _references(schema):
+        try:
+            resolver.lookup(reference)
+        except Unresolvable:
+            unresolved.append(reference)
+    return unresolved
+
+
+def _references(value: Any) -> list[str]:
+    found: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            reference = item.get("$ref")
+            if isinstance(reference, str):
+                found.append(reference)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
 
 
 def _event_types_rule(value: list[str]) -> list[str]:
@@ -222,28 +268,6 @@ class DeliveryRead(BaseModel):
 
 class DeliveryDetail(DeliveryRead):
     attempts: list[AttemptRead]
-
-
-def _timestamp_text(value: object) -> object:
-    # Lax parsing would take a number (or a string of digits) for Unix seconds; the API
-    # promises RFC 3339, date and time.
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not _RFC3339_START.match(value):
-        raise PydanticCustomError(
-            "timestamp_type", "Use an RFC 3339 timestamp such as 2026-12-01T08:00:00Z."
-        )
-    return value
-
-
-def _in_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise PydanticCustomError("timestamp_range", "This time is out of range.") from None
-
-
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_in_utc)]
 
 
 class RecoveryCreate(BaseModel):

@@ -7,6 +7,7 @@ from reflexblue.audit.service import Actor, apply_changes, record
 from reflexblue.core.database import utcnow
 from reflexblue.core.errors import NotFound, ValidationFailed
 from reflexblue.core.paging import Page
+from reflexblue.core.validation import unstorable
 from reflexblue.integrations.models import Integration
 from reflexblue.webhooks.event_types import require_known_types
 from reflexblue.webhooks.listing import PAGE_SIZE_DEFAULT, page_by_key
@@ -53,7 +54,7 @@ async def create_webhook(
 
 async def get_webhook(session: AsyncSession, integration_id: str, webhook_id: str) -> Webhook:
     """The integration's webhook. Another integration's webhook is answered like a missing one."""
-    webhook = await session.get(Webhook, webhook_id)
+    webhook = None if unstorable(webhook_id) else await session.get(Webhook, webhook_id)
     if webhook is None or webhook.integration_id != integration_id:
         raise NotFound(f"No webhook has the id {webhook_id!r}.")
     return webhook

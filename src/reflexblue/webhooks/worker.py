@@ -23,7 +23,12 @@ from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reflexblue.core.database import new_id, transaction, utcnow
+from reflexblue.core.database import (
+    POSTGRES_CONNECT_TIMEOUT_SECONDS,
+    new_id,
+    transaction,
+    utcnow,
+)
 from reflexblue.core.runtime import Runtime
 from reflexblue.integrations.models import Integration
 from reflexblue.integrations.service import signing_secrets
@@ -116,6 +121,11 @@ class DeliveryWorker:
         self._due_left = False
         # Webhooks this worker saw fail and not yet succeed since.
         self._failing: set[str] = set()
+        # Cleared while outcomes cannot be written (a database away, a full disk). Claiming
+        # more then would only pile up results that cannot be recorded, and send each of them
+        # again once its lease ran out.
+        self._recording = asyncio.Event()
+        self._recording.set()
         # Long enough for one attempt and the writing of its outcome; when a worker dies, its
         # claims are due again after this.
         self._lease = timedelta(seconds=self._settings.delivery_timeout * 2 + LEASE_MARGIN_SECONDS)
@@ -151,6 +161,9 @@ class DeliveryWorker:
     ) -> None:
         backoff = 0.0
         while not stop.is_set():
+            if not self._recording.is_set():
+                await _first_of(self._recording, stop)
+                continue
             await listener.ensure_listening()
             try:
                 claimed = await self._claim()
@@ -379,7 +392,9 @@ class DeliveryWorker:
                     self._outcomes.task_done()
                 pending = []
                 backoff = 0.0
+                self._recording.set()
             except Exception as error:  # a lost outcome would mean a lost attempt: keep trying
+                self._recording.clear()
                 backoff = min(max(backoff * 2, 0.1), DATABASE_BACKOFF_MAX_SECONDS)
                 logger.warning(
                     "recording delivery outcomes failed; retrying",
@@ -609,6 +624,13 @@ def _log_outcome(outcome: Outcome) -> None:
     )
 
 
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(each.wait()) for each in events]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+
+
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
@@ -634,7 +656,9 @@ class _PostgresListener:
         import asyncpg  # type: ignore[import-untyped]
 
         try:
-            self._connection = await asyncpg.connect(self._url.replace("+asyncpg", ""))
+            self._connection = await asyncpg.connect(
+                self._url.replace("+asyncpg", ""), timeout=POSTGRES_CONNECT_TIMEOUT_SECONDS
+            )
             await self._connection.add_listener(NOTIFY_CHANNEL, lambda *_: self._on_notify())
         except (OSError, asyncpg.PostgresError) as error:
             self._connection = None

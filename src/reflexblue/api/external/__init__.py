@@ -8,8 +8,8 @@ from fastapi.staticfiles import StaticFiles
 
 from reflexblue.api.dependencies import require_json_body
 from reflexblue.api.external import catalogue, recoveries, webhooks
+from reflexblue.api.external.caller import CallerLimits
 from reflexblue.api.external.documentation import DOCS_PAGE, DOCS_PAGE_POLICY, install_openapi
-from reflexblue.api.external.rate_limit import RateLimiter
 from reflexblue.api.problems import install_problem_handlers
 from reflexblue.core.settings import Settings
 
@@ -33,6 +33,8 @@ next page until it is null.
 body within 24 hours returns the first answer instead of acting twice.
 
 **Rate limits** are per API key; beyond them the answer is 429 with `Retry-After` seconds.
+A client address that sends many keys that are not right is answered 429 as well, for a
+while, for every key not recently used with success from this server.
 """
 
 
@@ -46,9 +48,7 @@ def create_external_api(settings: Settings) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(require_json_body)],
     )
-    api.state.rate_limiter = RateLimiter(
-        rate=settings.external_rate_limit, burst=settings.external_rate_burst
-    )
+    api.state.caller_limits = CallerLimits.from_settings(settings)
     api.include_router(catalogue.router)
     api.include_router(webhooks.router)
     api.include_router(recoveries.router)

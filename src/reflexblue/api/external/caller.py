@@ -1,18 +1,47 @@
-"""Who is calling the External API: the integration behind the API key, within its rate."""
+"""Who is calling the External API: the integration behind the API key, within its rate.
 
+A key is judged in order of cost: its shape first, then its client address's allowance of
+failed keys, and only then the database, by the key's SHA-256. Guessing keys thus costs the
+guesser a request each and the product almost nothing."""
+
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import Counter
 from starlette.exceptions import HTTPException
 
 from reflexblue.api.dependencies import RuntimeDep
-from reflexblue.api.external.rate_limit import RateLimiter, retry_after_header
+from reflexblue.api.external.rate_limit import (
+    Admission,
+    FailedKeyLimit,
+    RateLimiter,
+    TooManyFailedKeys,
+    retry_after_header,
+)
 from reflexblue.audit.service import Actor
+from reflexblue.core.crypto import hash_token
 from reflexblue.core.database import transaction
 from reflexblue.core.errors import Unauthenticated
-from reflexblue.integrations.api_keys import authenticate_api_key
+from reflexblue.core.settings import Settings
+from reflexblue.integrations.api_keys import API_KEY_PREFIX, authenticate_api_key
+from reflexblue.operations.metrics import REGISTRY
+
+# What new_token makes: the prefix and the URL-safe base64 of 32 random bytes.
+_KEY_SHAPE = re.compile(re.escape(API_KEY_PREFIX) + r"[A-Za-z0-9_-]{43}")
+UNKNOWN_ADDRESS = "unknown"
+
+API_KEY_LOOKUPS = Counter(
+    "reflexblue_api_key_lookups_total",
+    "External API keys looked up in the database by this process, by result: found, or "
+    "refused (unknown, revoked or expired). Keys refused before the lookup are not counted.",
+    ["result"],
+    registry=REGISTRY,
+)
+for _result in ("found", "refused"):
+    API_KEY_LOOKUPS.labels(_result)
 
 # Declared for the OpenAPI document only; the header is read and judged below.
 _bearer_scheme = HTTPBearer(
@@ -34,31 +63,81 @@ class Caller:
         return Actor("api_key", f"{self.export_id}/{self.api_key_name}")
 
 
+@dataclass(frozen=True)
+class CallerLimits:
+    """The External API's limits, one set per application: requests per API key, and failed
+    keys per client address."""
+
+    per_key: RateLimiter
+    failed_keys: FailedKeyLimit
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "CallerLimits":
+        return cls(
+            RateLimiter(rate=settings.external_rate_limit, burst=settings.external_rate_burst),
+            FailedKeyLimit(
+                rate=settings.external_failed_key_rate,
+                burst=settings.external_failed_key_burst,
+            ),
+        )
+
+
 async def get_caller(
     request: Request,
     runtime: RuntimeDep,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> Caller:
     key = _presented_key(request)
-    async with transaction(runtime.sessions) as session:
-        integration, api_key = await authenticate_api_key(session, key)
-        caller = Caller(integration.id, integration.export_id, api_key.id, api_key.name)
-    _within_rate(request, caller)
+    limits: CallerLimits = request.app.state.caller_limits
+    admission = _admitted(limits.failed_keys, hash_token(key), client_address(request))
+    try:
+        async with transaction(runtime.sessions) as session:
+            integration, api_key = await authenticate_api_key(session, key)
+            caller = Caller(integration.id, integration.export_id, api_key.id, api_key.name)
+    except Unauthenticated:
+        API_KEY_LOOKUPS.labels("refused").inc()
+        limits.failed_keys.failed(admission)
+        raise
+    API_KEY_LOOKUPS.labels("found").inc()
+    limits.failed_keys.succeeded(admission)
+    _within_rate(limits.per_key, caller)
     return caller
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
+def client_address(request: Request) -> str:
+    """The address of the connection's other end, as the server saw it. Headers such as
+    X-Forwarded-For are not read: any client can write them."""
+    return request.client.host if request.client else UNKNOWN_ADDRESS
+
+
 def _presented_key(request: Request) -> str:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
         raise Unauthenticated("Send an API key in the header Authorization: Bearer rbk_….")
-    return key.strip()
+    if not key.startswith(API_KEY_PREFIX):
+        raise Unauthenticated("The credential is not an External API key (rbk_…).")
+    if not _KEY_SHAPE.fullmatch(key):
+        raise Unauthenticated("The API key is not in its form: rbk_ and 43 more characters.")
+    return key
 
 
-def _within_rate(request: Request, caller: Caller) -> None:
-    limiter: RateLimiter = request.app.state.rate_limiter
+def _admitted(limit: FailedKeyLimit, key_hash: str, address: str) -> Admission:
+    try:
+        return limit.admit(key_hash, address)
+    except TooManyFailedKeys as refusal:
+        raise HTTPException(
+            429,
+            "This client address sent too many API keys that are not right; retry after the "
+            "number of seconds in Retry-After.",
+            headers={"Retry-After": retry_after_header(refusal.wait_seconds)},
+        ) from None
+
+
+def _within_rate(limiter: RateLimiter, caller: Caller) -> None:
     wait_seconds = limiter.try_acquire(caller.api_key_id)
     if wait_seconds is not None:
         raise HTTPException(

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from reflexblue.api.dependencies import Sessions
 from reflexblue.api.external.caller import CallerDep
 from reflexblue.api.external.documentation import read_errors
+from reflexblue.api.json_bodies import StrictJsonRoute
 from reflexblue.core.database import transaction
 from reflexblue.integrations.schemas import IntegrationRead
 from reflexblue.integrations.service import get_integration
@@ -15,7 +16,7 @@ from reflexblue.webhooks import event_types
 from reflexblue.webhooks.listing import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from reflexblue.webhooks.schemas import EventTypeRead
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 Limit = Annotated[
     int, Query(ge=1, le=PAGE_SIZE_MAX, description="How many items one page holds at most.")

@@ -11,11 +11,13 @@ from reflexblue.api.external.caller import CallerDep
 from reflexblue.api.external.documentation import read_errors, write_errors
 from reflexblue.api.external.idempotent import answer_once
 from reflexblue.api.external.webhooks import IdempotencyKey, WebhookId
+from reflexblue.api.json_bodies import StrictJsonRoute
 from reflexblue.core.database import transaction
+from reflexblue.core.validation import Timestamp
 from reflexblue.webhooks import recovery
-from reflexblue.webhooks.schemas import RecoveryCreate, RecoveryPreview, RecoveryRead, Timestamp
+from reflexblue.webhooks.schemas import RecoveryCreate, RecoveryPreview, RecoveryRead
 
-router = APIRouter(tags=["recoveries"])
+router = APIRouter(tags=["recoveries"], route_class=StrictJsonRoute)
 
 RecoveryId = Annotated[str, Path(max_length=100, description="The recovery's id (rcv_…).")]
 

@@ -12,6 +12,7 @@ from reflexblue.api.external.caller import CallerDep
 from reflexblue.api.external.catalogue import Limit, PageCursor
 from reflexblue.api.external.documentation import read_errors, write_errors
 from reflexblue.api.external.idempotent import answer_once
+from reflexblue.api.json_bodies import StrictJsonRoute
 from reflexblue.core.database import transaction
 from reflexblue.webhooks import deliveries, service
 from reflexblue.webhooks.idempotency import KEY_MAX_LENGTH, REPLAYED_HEADER
@@ -26,7 +27,7 @@ from reflexblue.webhooks.schemas import (
 )
 from reflexblue.webhooks.targets import check_target
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 WebhookId = Annotated[str, Path(max_length=100, description="The webhook's id (wh_…).")]
 DeliveryId = Annotated[str, Path(max_length=100, description="The delivery's id (dlv_…).")]

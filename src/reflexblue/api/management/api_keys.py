@@ -4,12 +4,15 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
 from reflexblue.api.dependencies import AdminUser, CurrentUser, Sessions, actor_of
+from reflexblue.api.json_bodies import StrictJsonRoute
 from reflexblue.api.management.documentation import admin_errors, read_errors, write_errors
 from reflexblue.core.database import transaction
 from reflexblue.integrations import api_keys
 from reflexblue.integrations.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 
-router = APIRouter(prefix="/integrations/{id}/api-keys", tags=["API keys"])
+router = APIRouter(
+    prefix="/integrations/{id}/api-keys", tags=["API keys"], route_class=StrictJsonRoute
+)
 
 
 class ApiKeyList(BaseModel):

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
 from reflexblue.api.dependencies import CurrentUser, Sessions
+from reflexblue.api.json_bodies import StrictJsonRoute
 from reflexblue.api.management.documentation import read_errors
 from reflexblue.audit import service
 from reflexblue.core.database import transaction
 
-router = APIRouter(prefix="/audit-log", tags=["audit log"])
+router = APIRouter(prefix="/audit-log", tags=["audit log"], route_class=StrictJsonRoute)
 
 
 class AuditEventRead(BaseModel):

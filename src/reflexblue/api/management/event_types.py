@@ -6,13 +6,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
 from reflexblue.api.dependencies import AdminUser, CurrentUser, Sessions, actor_of
+from reflexblue.api.json_bodies import StrictJsonRoute
 from reflexblue.api.management.documentation import read_errors, write_errors
 from reflexblue.core.database import transaction
 from reflexblue.webhooks import event_types
 from reflexblue.webhooks.listing import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from reflexblue.webhooks.schemas import EventTypeCreate, EventTypeRead
 
-router = APIRouter(prefix="/event-types", tags=["event types"])
+router = APIRouter(prefix="/event-types", tags=["event types"], route_class=StrictJsonRoute)
 
 
 class EventTypePage(BaseModel):

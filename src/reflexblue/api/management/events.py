@@ -1,18 +1,20 @@
 """Management API: publishing events."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reflexblue.api.dependencies import AdminUser, RuntimeDep
+from reflexblue.api.json_bodies import StrictJsonRoute
 from reflexblue.api.management.documentation import write_errors
 from reflexblue.core.database import transaction
-from reflexblue.core.errors import FieldError, NotFound, ValidationFailed
+from reflexblue.core.errors import FieldError, ValidationFailed
 from reflexblue.core.request_ids import current_request_id
 from reflexblue.core.runtime import Runtime
-from reflexblue.integrations.service import get_integration_by_export_id
+from reflexblue.core.validation import json_value_rule
+from reflexblue.webhooks.group_publishing import GroupPublisher, integration_of_export_id
 from reflexblue.webhooks.idempotency import REPLAYED_HEADER
 from reflexblue.webhooks.publishing import (
     EventRefused,
@@ -22,7 +24,19 @@ from reflexblue.webhooks.publishing import (
     publish_events,
 )
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], route_class=StrictJsonRoute)
+
+
+async def get_publisher(request: Request, runtime: RuntimeDep) -> GroupPublisher:
+    """The one publisher of this application, which lets concurrent requests share commits."""
+    publisher: GroupPublisher | None = getattr(request.app.state, "publisher", None)
+    if publisher is None:
+        publisher = GroupPublisher(runtime.sessions, runtime.delivery_doorbell)
+        request.app.state.publisher = publisher
+    return publisher
+
+
+Publisher = Annotated[GroupPublisher, Depends(get_publisher)]
 
 BATCH_MAX_EVENTS = 1000
 
@@ -31,7 +45,7 @@ class EventPublish(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str = Field(min_length=1, max_length=100, strict=True)
-    data: dict[str, Any]
+    data: Annotated[dict[str, Any], AfterValidator(json_value_rule)]
     integration: str | None = Field(
         default=None,
         max_length=100,
@@ -75,11 +89,12 @@ class EventBatchPublished(BaseModel):
     responses=write_errors(),
 )
 async def publish(
-    data: EventPublish, _: AdminUser, runtime: RuntimeDep, response: Response
+    data: EventPublish, _: AdminUser, publisher: Publisher, response: Response
 ) -> EventPublished:
     """Publish an event. It is stored with one delivery per subscribed, enabled webhook in one
     transaction; the deliveries are sent right after, and retried until they succeed or fail."""
-    published = await publish_in_transaction(runtime, data)
+    event = NewEvent(data.type, data.data, None, data.idempotency_key, current_request_id())
+    published = await publisher.publish(event, data.integration)
     if published.replayed:
         response.headers[REPLAYED_HEADER] = "true"
     return EventPublished(id=published.id, deliveries=published.deliveries)
@@ -112,23 +127,18 @@ async def publish_batch(data: EventBatch, _: AdminUser, runtime: RuntimeDep) -> 
 async def publish_in_transaction(runtime: Runtime, data: EventPublish) -> PublishedEvent:
     """Publish in a transaction of its own, then wake this process's worker."""
     async with transaction(runtime.sessions) as session:
-        published = await _publish(session, data, await _target(session, data.integration))
+        target = await _target(session, data.integration)
+        published = await publish_event(
+            session,
+            data.type,
+            data.data,
+            integration_id=target,
+            idempotency_key=data.idempotency_key,
+            request_id=current_request_id(),
+        )
     if not published.replayed:
         runtime.delivery_doorbell.set()
     return published
-
-
-async def _publish(
-    session: AsyncSession, data: EventPublish, integration_id: str | None
-) -> PublishedEvent:
-    return await publish_event(
-        session,
-        data.type,
-        data.data,
-        integration_id=integration_id,
-        idempotency_key=data.idempotency_key,
-        request_id=current_request_id(),
-    )
 
 
 def _new_event(data: EventPublish, integration_id: str | None) -> NewEvent:
@@ -156,9 +166,4 @@ def _refusal_in_batch(index: int, refusal: ValidationFailed) -> ValidationFailed
 
 
 async def _target(session: AsyncSession, export_id: str | None) -> str | None:
-    if export_id is None:
-        return None
-    try:
-        return (await get_integration_by_export_id(session, export_id)).id
-    except NotFound as error:
-        raise ValidationFailed(error.detail, [FieldError("integration", error.detail)]) from None
+    return None if export_id is None else await integration_of_export_id(session, export_id)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel
 
 from reflexblue.api.dependencies import AdminUser, CurrentUser, RuntimeDep, Sessions, actor_of
+from reflexblue.api.json_bodies import StrictJsonRoute
 from reflexblue.api.management.documentation import admin_errors, read_errors, write_errors
 from reflexblue.core.database import transaction
 from reflexblue.core.paging import Order
@@ -17,7 +18,7 @@ from reflexblue.integrations.schemas import (
     SecretRead,
 )
 
-router = APIRouter(prefix="/integrations", tags=["integrations"])
+router = APIRouter(prefix="/integrations", tags=["integrations"], route_class=StrictJsonRoute)
 
 _VERSION_MAX_DIGITS = 18
 
