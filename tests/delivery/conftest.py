@@ -4,6 +4,7 @@ to set up an integration with a webhook and to run a worker in the background.""
 import asyncio
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ from reflexblue.integrations.service import create_integration
 from reflexblue.webhooks.schemas import WebhookCreate
 from reflexblue.webhooks.service import create_webhook
 from reflexblue.webhooks.worker import DeliveryWorker, WorkerConfig
-from tests.support.server import base_environment, cli_command
+from tests.support.server import STARTUP_TIMEOUT_SECONDS, base_environment, cli_command
 from tests.support.settings import loopback_delivery_settings
 
 WAIT_LIMIT_SECONDS = 60.0
+# What a worker process logs once its signal handlers are in place and it starts delivering.
+WORKER_STARTED_LINE = "delivery worker started"
 
 
 @pytest.fixture
@@ -95,7 +98,11 @@ def worker_environment(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    settings: Settings, *, wait_until_started: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`reflexblue worker` as a process of its own; with `wait_until_started`, yielded once it
+    has started delivering (and so answers SIGTERM by winding down rather than dying)."""
     with tempfile.NamedTemporaryFile(prefix="reflexblue-worker-", suffix=".log") as log:
         process = subprocess.Popen(
             cli_command("worker"),
@@ -105,8 +112,20 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
             stderr=subprocess.STDOUT,
         )
         try:
+            if wait_until_started:
+                _wait_for_line(process, Path(log.name), WORKER_STARTED_LINE)
             yield process
         finally:
             if process.poll() is None:
                 process.kill()
             process.wait()
+
+
+def _wait_for_line(process: subprocess.Popen[bytes], log: Path, line: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while line not in log.read_text(errors="replace"):
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited early:\n{log.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)

@@ -100,7 +100,10 @@ async def test_two_workers_on_postgresql_send_each_delivery_once(runtime: Runtim
     async with running_receiver() as receiver:
         await subscribe(runtime, receiver.url)
         event_ids = await _publish_many(runtime, 100)
-        with worker_process(runtime.settings) as one, worker_process(runtime.settings) as two:
+        with (
+            worker_process(runtime.settings, wait_until_started=True) as one,
+            worker_process(runtime.settings, wait_until_started=True) as two,
+        ):
             await eventually(_all_succeeded(runtime, 100), "every delivery succeeded")
             for process in (one, two):
                 process.send_signal(signal.SIGTERM)
