@@ -38,8 +38,15 @@ def secret_of(cli: Cli, export_id: str) -> Any:
 
 
 def export_ids_in(cli: Cli) -> set[str]:
-    page = cli.ok("integrations", "list", "--limit", "200", "--json").json()
-    return {item["export_id"] for item in page["items"]}
+    """Every integration's Export ID, page after page: a busy writer makes hundreds."""
+    found: set[str] = set()
+    cursor: list[str] = []
+    while True:
+        page = cli.ok("integrations", "list", "--limit", "200", *cursor, "--json").json()
+        found |= {item["export_id"] for item in page["items"]}
+        if page["next_cursor"] is None:
+            return found
+        cursor = ["--cursor", page["next_cursor"]]
 
 
 def fingerprint(path: Path) -> str:

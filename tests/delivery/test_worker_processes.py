@@ -100,9 +100,12 @@ async def test_two_workers_on_postgresql_send_each_delivery_once(runtime: Runtim
     async with running_receiver() as receiver:
         await subscribe(runtime, receiver.url)
         event_ids = await _publish_many(runtime, 100)
+        # A roomy timeout: on a loaded machine a 2-second attempt may time out after the
+        # receiver got it, and its retry would be a second arrival that no double claim caused.
+        settings = runtime.settings.model_copy(update={"delivery_timeout": 15.0})
         with (
-            worker_process(runtime.settings, wait_until_started=True) as one,
-            worker_process(runtime.settings, wait_until_started=True) as two,
+            worker_process(settings, wait_until_started=True) as one,
+            worker_process(settings, wait_until_started=True) as two,
         ):
             await eventually(_all_succeeded(runtime, 100), "every delivery succeeded")
             for process in (one, two):
