@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from bench.context import Context, progress
 from bench.drain import (
@@ -35,6 +35,7 @@ from bench.drain import (
     queue_case,
     run_drain,
     run_worker,
+    tally,
 )
 from bench.ingest import ADMIN_NAME, ADMIN_PASSWORD
 from bench.latency import percentile
@@ -48,7 +49,6 @@ from reflexblue.audit.service import CLI_ACTOR
 from reflexblue.core.crypto import new_webhook_secret
 from reflexblue.core.database import new_id, transaction, utcnow
 from reflexblue.core.runtime import Runtime, start_runtime
-from reflexblue.core.settings import Settings
 from reflexblue.integrations.models import Integration
 from reflexblue.webhooks.models import Attempt, Delivery, DeliveryStatus, Event, Webhook
 
@@ -124,7 +124,7 @@ def _drain_over_big_tables(setting: DrainSetting, context: Context, integrations
     seeded = context.options.sizes.seeded_deliveries
     started = asyncio.run(seed(setting, integrations, seeded))
     run = run_worker(setting, context.received)
-    attempts, seconds, (succeeded, failed, pending) = asyncio.run(_tally_since(settings, started))
+    attempts, seconds, (succeeded, failed, pending) = asyncio.run(tally(settings, since=started))
     ledger = Ledger(published, succeeded - seeded, failed, pending, received=run.received)
     return DrainRun(
         _DRAIN_CASE.key,
@@ -197,35 +197,6 @@ async def _insert_finished_deliveries(
             await session.execute(insert(Event), events)
             await session.execute(insert(Delivery), deliveries)
             await session.execute(insert(Attempt), attempts)
-
-
-async def _tally_since(
-    settings: Settings, since: datetime
-) -> tuple[int, float, tuple[int, int, int]]:
-    """As `tally`, over the attempts made after `since` only."""
-    runtime = await start_runtime(settings, migrate=False)
-    try:
-        async with transaction(runtime.sessions) as session:
-            count, first, last = (
-                await session.execute(
-                    select(
-                        func.count(), func.min(Attempt.attempted_at), func.max(Attempt.attempted_at)
-                    ).where(Attempt.attempted_at > since)
-                )
-            ).one()
-            rows = await session.execute(
-                select(Delivery.status, func.count()).group_by(Delivery.status)
-            )
-            by_status = {status: int(n) for status, n in rows}
-    finally:
-        await runtime.close()
-    seconds = (last - first).total_seconds() if count > 1 else 0.0
-    statuses = (
-        by_status.get(DeliveryStatus.SUCCEEDED.value, 0),
-        by_status.get(DeliveryStatus.FAILED.value, 0),
-        by_status.get(DeliveryStatus.PENDING.value, 0),
-    )
-    return int(count), seconds, statuses
 
 
 def _event_row(at: datetime) -> dict[str, Any]:

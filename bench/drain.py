@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -269,18 +270,20 @@ async def _start_profiler(pid: int, path: Path) -> asyncio.subprocess.Process:
     )
 
 
-async def tally(settings: Settings) -> tuple[int, float, tuple[int, int, int]]:
-    """Attempts, seconds from the first to the last, and deliveries by final status."""
+async def tally(
+    settings: Settings, since: datetime | None = None
+) -> tuple[int, float, tuple[int, int, int]]:
+    """Attempts (those after `since`, when given), seconds from the first to the last, and
+    deliveries by final status."""
     runtime = await start_runtime(settings, migrate=False)
     try:
         async with transaction(runtime.sessions) as session:
-            count, first, last = (
-                await session.execute(
-                    select(
-                        func.count(), func.min(Attempt.attempted_at), func.max(Attempt.attempted_at)
-                    )
-                )
-            ).one()
+            attempts = select(
+                func.count(), func.min(Attempt.attempted_at), func.max(Attempt.attempted_at)
+            )
+            if since is not None:
+                attempts = attempts.where(Attempt.attempted_at > since)
+            count, first, last = (await session.execute(attempts)).one()
             rows = await session.execute(
                 select(Delivery.status, func.count()).group_by(Delivery.status)
             )

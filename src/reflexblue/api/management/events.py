@@ -93,7 +93,12 @@ async def publish(
 ) -> EventPublished:
     """Publish an event. It is stored with one delivery per subscribed, enabled webhook in one
     transaction; the deliveries are sent right after, and retried until they succeed or fail."""
-    event = NewEvent(data.type, data.data, None, data.idempotency_key, current_request_id())
+    event = NewEvent(
+        data.type,
+        data.data,
+        idempotency_key=data.idempotency_key,
+        request_id=current_request_id(),
+    )
     published = await publisher.publish(event, data.integration)
     if published.replayed:
         response.headers[REPLAYED_HEADER] = "true"
