@@ -14,11 +14,15 @@ from starlette.responses import Response
 
 from reflexblue.api.external import MOUNT_PATH as EXTERNAL_API_PATH
 from reflexblue.api.external import create_external_api
+from reflexblue.api.external.caller import flooding_address_refusal
 from reflexblue.api.management import create_management_api
 from reflexblue.api.problems import problem
+from reflexblue.console.auth import refused_sign_in_refusal
 from reflexblue.console.install import install_console
+from reflexblue.console.security import SecurityHeaders
 from reflexblue.core.runtime import Runtime, start_runtime
 from reflexblue.core.settings import Settings
+from reflexblue.operations.flood_gate import FloodGate
 from reflexblue.operations.metrics import render_metrics
 from reflexblue.operations.requests import RequestTracking
 from reflexblue.webhooks.worker import run_supervised
@@ -69,9 +73,20 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     install_console(app, settings)
     _add_operations_routes(app)
-    # Added last, so it wraps every other middleware and sees each answer as it leaves.
-    app.add_middleware(RequestTracking)
+    _add_middleware(app, external)
     return app
+
+
+def _add_middleware(app: FastAPI, external: FastAPI) -> None:
+    """Each added middleware wraps those before it. Request tracking, outermost, sees every
+    answer as it leaves; the security headers go on the flood gate's answers too."""
+    refusals = [
+        flooding_address_refusal(external.state.caller_limits, EXTERNAL_API_PATH),
+        refused_sign_in_refusal(app.state.login_throttle, app.state.password_checks),
+    ]
+    app.add_middleware(FloodGate, refusals=refusals)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestTracking)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:

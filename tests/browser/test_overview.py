@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import OVERVIEW, overview_url
 
@@ -15,8 +15,13 @@ pytestmark = pytest.mark.browser
 CreateIntegration = Callable[..., dict[str, Any]]
 
 
-def _names(page: Page) -> list[str]:
-    return page.locator("#integrations-grid tbody td.col-name").all_inner_texts()
+def _name_cells(page: Page) -> Locator:
+    return page.locator("#integrations-grid tbody td.col-name")
+
+
+def _expect_names(page: Page, names: list[str]) -> None:
+    """Wait, as the browser may still be loading the page, until the rows show these names."""
+    expect(_name_cells(page)).to_have_text(names)
 
 
 def _three(create: CreateIntegration, tag: str) -> list[dict[str, Any]]:
@@ -60,7 +65,7 @@ def test_clicking_a_header_sorts_by_that_column(
     expect(header).to_have_attribute("aria-sort", "ascending")
     expect(header).to_contain_text("▲")
     expect(page).to_have_url(re.compile(r"sort=export_id&order=asc"))
-    assert _names(page) == [f"Charlie {tag}", f"Bravo {tag}", f"Alpha {tag}"]
+    _expect_names(page, [f"Charlie {tag}", f"Bravo {tag}", f"Alpha {tag}"])
 
 
 def test_clicking_the_sorted_header_again_reverses_the_order(
@@ -75,7 +80,7 @@ def test_clicking_the_sorted_header_again_reverses_the_order(
     expect(header).to_have_attribute("aria-sort", "descending")
     expect(header).to_contain_text("▼")
     expect(page).to_have_url(re.compile(r"sort=name&order=desc"))
-    assert _names(page) == [f"Charlie {tag}", f"Bravo {tag}", f"Alpha {tag}"]
+    _expect_names(page, [f"Charlie {tag}", f"Bravo {tag}", f"Alpha {tag}"])
 
 
 def test_the_sort_in_the_url_reproduces_the_view(
@@ -88,7 +93,7 @@ def test_the_sort_in_the_url_reproduces_the_view(
     expect(page.get_by_role("columnheader", name="External integration ID")).to_have_attribute(
         "aria-sort", "descending"
     )
-    assert _names(page) == [f"Bravo {tag}", f"Alpha {tag}", f"Charlie {tag}"]
+    _expect_names(page, [f"Bravo {tag}", f"Alpha {tag}", f"Charlie {tag}"])
 
 
 def test_refresh_shows_a_change_made_through_the_api_without_a_page_load(
@@ -105,7 +110,7 @@ def test_refresh_shows_a_change_made_through_the_api_without_a_page_load(
 
     expect(page.locator("#integrations-grid tbody tr")).to_have_count(2)
     expect(page.locator(f"#row-{first['id']}")).to_contain_text("Changed by a script")
-    assert _names(page) == [f"Bravo {tag}", f"Alpha {tag}"]
+    _expect_names(page, [f"Bravo {tag}", f"Alpha {tag}"])
     assert page.evaluate("window.sameDocument") is True
 
 
@@ -198,7 +203,7 @@ def test_search_box_narrows_the_list(
     page.get_by_label("Search integrations").fill(f"B_{tag}")
     page.get_by_role("button", name="Search").click()
 
-    assert _names(page) == [f"Bravo {tag}"]
+    _expect_names(page, [f"Bravo {tag}"])
     expect(page).to_have_url(re.compile(f"q=B_{tag}"))
 
 
@@ -217,8 +222,8 @@ def test_next_and_previous_walk_pages_of_fifty(
     expect(page.locator("#integrations-grid tbody tr")).to_have_count(50)
 
     page.get_by_role("link", name="Next").click()
-    assert _names(page) == [f"Item 50 {tag}"]
+    _expect_names(page, [f"Item 50 {tag}"])
 
     page.get_by_role("link", name="Previous").click()
     expect(page.locator("#integrations-grid tbody tr")).to_have_count(50)
-    assert _names(page)[0] == f"Item 00 {tag}"
+    expect(_name_cells(page).first).to_have_text(f"Item 00 {tag}")

@@ -49,6 +49,43 @@ def test_throttle_locks_an_address_out_for_every_user_name() -> None:
         throttle.check("d", "10.0.0.1")
 
 
+def test_an_address_is_locked_for_the_rest_of_its_lockout_only() -> None:
+    clock = FakeClock()
+    throttle = _throttle(clock)
+    for name in ("a", "b"):
+        throttle.failed(name, "10.0.0.1")
+    assert throttle.address_refused_for("10.0.0.1") is None
+
+    throttle.failed("c", "10.0.0.1")
+    clock.now += 4
+
+    assert throttle.address_refused_for("10.0.0.1") == 6
+    assert throttle.address_refused_for("10.0.0.2") is None
+    clock.now += 6
+    assert throttle.address_refused_for("10.0.0.1") is None
+
+
+def test_an_address_with_its_allowance_being_checked_waits_a_second() -> None:
+    throttle = _throttle(FakeClock())
+    for name in ("a", "b"):
+        throttle.admit(name, "10.0.0.1")
+    assert throttle.address_refused_for("10.0.0.1") is None
+
+    throttle.admit("c", "10.0.0.1")
+
+    assert throttle.address_refused_for("10.0.0.1") == 1.0
+    throttle.abandoned("c", "10.0.0.1")
+    assert throttle.address_refused_for("10.0.0.1") is None
+
+
+def test_a_locked_user_name_does_not_lock_the_address() -> None:
+    throttle = _throttle(FakeClock())
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        throttle.failed("alice", address)
+
+    assert throttle.address_refused_for("10.0.0.1") is None
+
+
 def test_throttle_doubles_the_wait_with_each_further_failure_up_to_the_cap() -> None:
     clock = FakeClock()
     throttle = _throttle(clock)

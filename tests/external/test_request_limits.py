@@ -96,6 +96,30 @@ def test_a_good_key_that_fails_later_is_no_longer_let_past_the_limit() -> None:
         limit.admit("revoked-later", "10.0.0.1")
 
 
+def test_refusing_looks_at_the_bucket_without_taking_from_it() -> None:
+    clock = FakeClock()
+    limit = _failed_key_limit(clock)
+    _fail(limit, "guess-1")
+
+    assert limit.refusing("guess-2", "10.0.0.1") is None
+    assert limit.refusing("guess-2", "10.0.0.1") is None
+    _fail(limit, "guess-2")
+    assert limit.refusing("guess-3", "10.0.0.1") == 2.0
+    assert limit.refusing(None, "10.0.0.1") == 2.0
+    clock.now += 2.0
+    assert limit.refusing("guess-3", "10.0.0.1") is None
+
+
+def test_refusing_lets_a_known_good_key_by_at_a_refused_address() -> None:
+    limit = _failed_key_limit(FakeClock())
+    limit.succeeded(limit.admit("good", "10.0.0.1"))
+    _fail(limit, "guess-1")
+    _fail(limit, "guess-2")
+
+    assert limit.refusing("good", "10.0.0.1") is None
+    assert limit.refusing("guess-3", "10.0.0.1") is not None
+
+
 def test_failed_keys_of_one_address_leave_another_alone() -> None:
     limit = _failed_key_limit(FakeClock())
     _fail(limit, "guess-1")

@@ -29,6 +29,10 @@ API = "/api/external/v1"
 FAILED_KEYS_ALLOWED = 5
 LOGIN_FAILURES_ALLOWED = 3
 KEY_LOOKUPS = "reflexblue_api_key_lookups_total"
+REQUESTS = "reflexblue_http_requests_total"
+# The routes the flood gate counts its refusals under: it answers before any route matches.
+GATE_API_ROUTE = API + "/{path}"
+GATE_LOGIN_ROUTE = "/login"
 PASSWORD_CHECKS = "reflexblue_password_checks_total"
 LOCKED_OUT = "Too many failed sign-ins."
 BUSY = "The server is busy checking other sign-ins."
@@ -192,6 +196,34 @@ async def test_forwarded_for_headers_do_not_move_a_flood_to_other_addresses(
     assert [answer.status_code for answer in answers][FAILED_KEYS_ALLOWED:] == [429] * 5
 
 
+async def test_a_refused_address_is_answered_before_routing_whatever_it_asks(
+    flooded: Flooded, metrics: httpx.AsyncClient
+) -> None:
+    counted = await _counter(metrics, REQUESTS, route=GATE_API_ROUTE, method="GET", status="429")
+
+    async with flooded.client("127.0.1.8") as client:
+        await _guesses(client, FAILED_KEYS_ALLOWED)
+        # Routing would answer 404 here, and the API 401 to a request without a key.
+        no_such_route = await client.get(f"{API}/no/such/route", headers=_bearer(_guess(99)))
+        without_key = await client.get(f"{API}/integration")
+
+    assert (no_such_route.status_code, without_key.status_code) == (429, 429)
+    assert no_such_route.headers["content-type"] == "application/problem+json"
+    assert no_such_route.json()["detail"].startswith("This client address sent too many API keys")
+    assert no_such_route.headers["x-request-id"]
+    after = await _counter(metrics, REQUESTS, route=GATE_API_ROUTE, method="GET", status="429")
+    assert after == counted + 2
+
+
+async def test_another_address_still_reaches_routing(flooded: Flooded) -> None:
+    async with flooded.client("127.0.1.9") as attacker:
+        await _guesses(attacker, FAILED_KEYS_ALLOWED + 1)
+    async with flooded.client("127.0.1.10") as other:
+        answer = await other.get(f"{API}/no/such/route", headers=_bearer(_guess(1)))
+
+    assert answer.status_code == 404
+
+
 async def _sign_in(
     client: httpx.AsyncClient, username: str, password: str = WRONG_PASSWORD
 ) -> httpx.Response:
@@ -218,6 +250,42 @@ async def test_bad_sign_ins_past_the_limit_get_429_without_a_password_check(
     assert refused.headers["retry-after"] == "30"
     assert 'name="password"' in refused.text  # the login form, to try again later
     assert await _counter(metrics, PASSWORD_CHECKS) == checked + LOGIN_FAILURES_ALLOWED
+
+
+async def test_a_locked_address_gets_the_login_form_again_without_its_form_read(
+    flooded: Flooded, metrics: httpx.AsyncClient
+) -> None:
+    counted = await _counter(metrics, REQUESTS, route=GATE_LOGIN_ROUTE, method="POST", status="429")
+
+    async with flooded.client("127.0.2.3") as client:
+        for number in range(LOGIN_FAILURES_ALLOWED):
+            await _sign_in(client, f"lock{number}")
+        # Not even a form: the application would answer 403 for its missing CSRF token.
+        refused = await client.post("/login", content=b"\xff not a form")
+
+    assert refused.status_code == 429
+    assert LOCKED_OUT in refused.text
+    assert 'name="password"' in refused.text
+    # The form can be sent again: its token is the login cookie's.
+    assert 'name="csrf_token" value="a-login-form-token"' in refused.text
+    assert refused.headers["retry-after"] == "30"
+    assert "default-src 'self'" in refused.headers["content-security-policy"]
+    assert refused.headers["cache-control"] == "no-store"
+    assert "reflexblue_login_csrf=" in refused.headers["set-cookie"]
+    after = await _counter(metrics, REQUESTS, route=GATE_LOGIN_ROUTE, method="POST", status="429")
+    assert after == counted + 1
+
+
+async def test_the_refusal_page_escapes_the_login_cookie_it_shows(flooded: Flooded) -> None:
+    async with flooded.client("127.0.2.4") as client:
+        for number in range(LOGIN_FAILURES_ALLOWED):
+            await _sign_in(client, f"lock{number}")
+        client.cookies.set("reflexblue_login_csrf", '"><script>alert(1)</script>')
+        refused = await client.post("/login", data={"username": "x", "password": "y"})
+
+    assert refused.status_code == 429
+    assert "<script>alert" not in refused.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in refused.text
 
 
 async def test_bad_sign_ins_sent_at_once_get_no_more_checks_than_allowed(
@@ -251,6 +319,27 @@ async def test_sign_ins_beyond_the_ceiling_of_checks_are_refused_not_queued(
     assert busy, [answer.status_code for answer in answers]
     assert all(BUSY in answer.text and answer.headers["retry-after"] == "1" for answer in busy)
     assert made == len(answers) - len(busy)
+
+
+async def test_while_every_check_is_busy_a_sign_in_is_refused_unread(
+    flooded: Flooded, metrics: httpx.AsyncClient
+) -> None:
+    checked = await _counter(metrics, PASSWORD_CHECKS)
+    async with flooded.client("127.0.3.20") as first, flooded.client("127.0.3.21") as second:
+        checking = asyncio.create_task(_sign_in(first, "slow"))
+        # The one check allowed at once has begun once the counter moves; it lasts a good
+        # fraction of a second, argon2id's cost.
+        for _ in range(2000):
+            if await _counter(metrics, PASSWORD_CHECKS) > checked:
+                break
+            await asyncio.sleep(0.005)
+        # Not even a form: read, it would be refused 403 for its missing CSRF token.
+        refused = await second.post("/login", content=b"not a form")
+        await checking
+
+    assert refused.status_code == 429
+    assert BUSY in refused.text
+    assert refused.headers["retry-after"] == "1"
 
 
 async def test_unknown_and_known_user_names_get_the_same_answer_by_the_same_check(

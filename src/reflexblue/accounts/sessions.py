@@ -195,6 +195,19 @@ class LoginThrottle:
         if waits:
             raise TooManyLoginFailures(max(waits))
 
+    def address_refused_for(self, address: str) -> float | None:
+        """Seconds a sign-in from the client address must wait, None if it need not: while
+        the address is locked out, or has as many sign-ins being checked as it may, any
+        sign-in from it is refused whatever the user name, so it can be refused unread."""
+        key = _address_key(address)
+        entry = self._failures.get(key)
+        if entry is None:
+            return None
+        wait = entry.locked_until - self.clock()
+        if wait > 0:
+            return wait
+        return IN_FLIGHT_RETRY_SECONDS if self._no_more_in_flight(key) else None
+
     def admit(self, username: str, address: str) -> None:
         """Before a password check: raise TooManyLoginFailures if it may not be made now, else
         count it in flight until `failed`, `succeeded` or `abandoned` says how it ended."""
@@ -257,7 +270,11 @@ class LoginThrottle:
 
 
 def _keys(username: str, address: str) -> tuple[str, str]:
-    return f"user:{username.strip().lower()}", f"address:{address}"
+    return f"user:{username.strip().lower()}", _address_key(address)
+
+
+def _address_key(address: str) -> str:
+    return f"address:{address}"
 
 
 def _in_words(seconds: int) -> str:

@@ -1,10 +1,13 @@
 """Signing in to the console and out of it."""
 
+import html
 import logging
+from functools import lru_cache
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
+from starlette.types import Scope
 
 from reflexblue.accounts.passwords import PasswordChecks, PasswordChecksBusy
 from reflexblue.accounts.sessions import (
@@ -15,7 +18,14 @@ from reflexblue.accounts.sessions import (
     sign_out,
 )
 from reflexblue.api.dependencies import RuntimeDep
-from reflexblue.console.context import CheckedForm, form_text, render, url_with
+from reflexblue.console.context import (
+    PAGE_HEADERS,
+    CheckedForm,
+    form_text,
+    page_text,
+    render,
+    url_with,
+)
 from reflexblue.console.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -28,6 +38,7 @@ from reflexblue.console.security import (
 from reflexblue.core.database import transaction
 from reflexblue.core.errors import Unauthenticated
 from reflexblue.core.runtime import Runtime
+from reflexblue.operations.flood_gate import Refusal, Refused, client_address
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +49,8 @@ LOGIN_PATH = "/login"
 USERNAME_MAX_LENGTH = 100
 PASSWORD_MAX_LENGTH = 1024
 BUSY_RETRY_SECONDS = 1
+# Where the CSRF token goes in a page rendered once for many answers.
+_CSRF_PLACEHOLDER = "login-csrf-token-goes-here"
 
 
 @router.get(LOGIN_PATH)
@@ -67,7 +80,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
         return _login_form(request, next_path=target, username="", error=message, status=401)
 
     throttle: LoginThrottle = request.app.state.login_throttle
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request.scope)
     try:
         throttle.admit(username, address)
     except TooManyLoginFailures as refusal:
@@ -100,6 +113,54 @@ async def _check_and_sign_in(
     checks: PasswordChecks = request.app.state.password_checks
     replacing = request.cookies.get(SESSION_COOKIE)
     return await sign_in_checked(runtime.sessions, checks, username, password, replacing=replacing)
+
+
+def refused_sign_in_refusal(throttle: LoginThrottle, checks: PasswordChecks) -> Refusal:
+    """For the flood gate: a sign-in that `login` would refuse whatever its form holds (its
+    client address locked out or at its allowance, or every password check busy) gets the
+    same 429 without its form being read."""
+
+    def refuse(scope: Scope) -> Refused | None:
+        if scope["path"] != LOGIN_PATH or scope["method"] != "POST":
+            return None
+        wait_seconds = throttle.address_refused_for(client_address(scope))
+        if wait_seconds is not None:
+            refusal = TooManyLoginFailures(wait_seconds)
+            message, retry_after = refusal.detail, refusal.retry_after_seconds
+        elif checks.all_busy:
+            message, retry_after = PasswordChecksBusy().detail, BUSY_RETRY_SECONDS
+        else:
+            return None
+        return Refused(LOGIN_PATH, _refused_unread(Request(scope), message, retry_after))
+
+    return refuse
+
+
+def _refused_unread(request: Request, message: str, retry_after_seconds: int) -> Response:
+    """What `_refused` answers, for a sign-in whose form was not read: the login form with
+    no name filled in, leading to the overview."""
+    token = login_csrf_token(request)
+    before, after = _refusal_page_around_token(message)
+    headers = {**PAGE_HEADERS, "Retry-After": str(retry_after_seconds)}
+    response = HTMLResponse(before + html.escape(token) + after, status_code=429, headers=headers)
+    set_login_csrf_cookie(response, request, token)
+    return response
+
+
+@lru_cache(maxsize=128)
+def _refusal_page_around_token(message: str) -> tuple[str, str]:
+    """The login page saying `message`, in the two parts around its CSRF token. In a flood,
+    refusals differ by these two alone; rendering the template for each would cost more than
+    all the rest of a refusal. Messages differ by the seconds to wait, so there are few."""
+    context = {
+        "login_csrf": _CSRF_PLACEHOLDER,
+        "next_path": HOME_PATH,
+        "username": "",
+        "error": message,
+        "signed_out": False,
+    }
+    before, _, after = page_text("login.html", context).partition(_CSRF_PLACEHOLDER)
+    return before, after
 
 
 def _refused(

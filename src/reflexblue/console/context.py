@@ -25,6 +25,12 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 FORM_MAX_BYTES = 64 * 1024
 FORM_MAX_FIELDS = 50
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+# Pages show data only a signed-in user may see: keep them out of shared caches and the
+# back-forward cache after sign-out.
+PAGE_HEADERS = {"Cache-Control": "no-store", "Vary": "HX-Request"}
+# The templates are files of the installed package, not edited while it runs: checking each
+# one's modification time on every render would be work for nothing.
+templates.env.auto_reload = False
 
 
 class LoginRequired(Exception):
@@ -127,17 +133,23 @@ def render(
     signed_in: SignedIn | None = None,
     status_code: int = 200,
 ) -> Response:
-    page = {
+    page = _page_context(context, signed_in)
+    response = templates.TemplateResponse(request, template, page, status_code=status_code)
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+def page_text(template: str, context: dict[str, Any]) -> str:
+    """A page for no one signed in, as text, for an answer built without a request."""
+    return templates.get_template(template).render(_page_context(context, None))
+
+
+def _page_context(context: dict[str, Any], signed_in: SignedIn | None) -> dict[str, Any]:
+    return {
         "signed_in": signed_in,
         "csrf_token": signed_in.csrf_token if signed_in else "",
         **context,
     }
-    response = templates.TemplateResponse(request, template, page, status_code=status_code)
-    # Pages show data only a signed-in user may see: keep them out of shared caches and
-    # the back-forward cache after sign-out.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Vary"] = "HX-Request"
-    return response
 
 
 def form_text(form: FormData, name: str) -> str | None:

@@ -27,7 +27,7 @@ from reflexblue.console.context import (
     render,
     url_with,
 )
-from reflexblue.console.security import CsrfRefused, SecurityHeaders
+from reflexblue.console.security import CsrfRefused
 from reflexblue.core.database import DatabaseFault, database_fault
 from reflexblue.core.errors import DomainError, Forbidden, NotFound
 from reflexblue.core.settings import Settings
@@ -59,7 +59,6 @@ def install_console(app: FastAPI, settings: Settings) -> None:
     app.include_router(pages.router)
     app.include_router(sections.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
-    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(LoginRequired, _send_to_login)
     for error_class in _STATUS_BY_ERROR:
         app.add_exception_handler(error_class, _error_page)

@@ -18,8 +18,8 @@ OPERATOR_SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every sig
 OPERATOR_SECRET_MIN_BYTES = 24
 
 
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
+def _all_cores_but_one() -> int:
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 class Settings(BaseSettings):
@@ -51,16 +51,17 @@ class Settings(BaseSettings):
     # rate per second and the burst above it. Beyond them the address gets 429 for any key this
     # process has not seen succeed lately, before the database is asked.
     external_failed_key_rate: float = Field(default=1.0, gt=0, le=10_000)
-    external_failed_key_burst: int = Field(default=50, ge=1, le=100_000)
+    external_failed_key_burst: int = Field(default=10, ge=1, le=100_000)
     # Console sign-ins: the failures a user name or a client address may make before it is
     # locked out, the first lockout in seconds, and the longest, which each further failure
     # doubles towards.
     login_failures_allowed: int = Field(default=5, ge=1, le=1000)
     login_lockout_seconds: float = Field(default=30.0, gt=0, le=86_400)
     login_lockout_max_seconds: float = Field(default=900.0, gt=0, le=7 * 86_400)
-    # Password checks (argon2id, tens of milliseconds of a core each) that may run at once; a
-    # sign-in beyond them is refused with 429 rather than queued. The machine's CPU count.
-    password_checks_at_once: int = Field(default_factory=_cpu_count, ge=1, le=256)
+    # Password checks (argon2id, a core for a few hundred milliseconds each) that may run at
+    # once; a sign-in beyond them is refused with 429 rather than queued. One fewer than the
+    # machine's cores, so that a flood of sign-ins leaves a core to every other request.
+    password_checks_at_once: int = Field(default_factory=_all_cores_but_one, ge=1, le=256)
     # Where `reflexblue worker` serves /metrics and /healthz; off unless set, since two workers
     # on one machine cannot share a port.
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65_535)

@@ -18,6 +18,8 @@ from reflexblue.operations.metrics import UNMATCHED_ROUTE, observe_request
 access_logger = logging.getLogger("reflexblue.access")
 
 SERVER_ERROR_STATUS = 500
+# Where a middleware that answers before routing names the route a request is counted under.
+ROUTE_LABEL_KEY = "reflexblue.route_label"
 
 
 class RequestTracking:
@@ -43,7 +45,10 @@ class RequestTracking:
                 seconds = time.perf_counter() - began
                 route = route_template(scope, application_root)
                 observe_request(route, scope["method"], answer.status, seconds)
-                _log_access(scope["method"], route, answer.status, seconds, request_id)
+                # The flood gate's refusals are counted, not logged one by one: a flood would
+                # write as many lines. The limits log when they start refusing an address.
+                if ROUTE_LABEL_KEY not in scope:
+                    _log_access(scope["method"], route, answer.status, seconds, request_id)
 
 
 class _Answer:
@@ -77,6 +82,9 @@ def route_template(scope: Scope, application_root: str) -> str:
     Read from what the routers leave in the scope: the route they chose (FastAPI's routes),
     or else the endpoint (plain routes and mounted applications such as static files).
     """
+    label = scope.get(ROUTE_LABEL_KEY)
+    if isinstance(label, str):
+        return label
     prefix = str(scope.get("root_path", "")).removeprefix(application_root)
     route = scope.get("route")
     if isinstance(route, BaseRoute) and not isinstance(route, Mount):

@@ -34,7 +34,7 @@ body within 24 hours returns the first answer instead of acting twice.
 
 **Rate limits** are per API key; beyond them the answer is 429 with `Retry-After` seconds.
 A client address that sends many keys that are not right is answered 429 as well, for a
-while, for every key not recently used with success from this server.
+while, for every request without a key recently used with success from this server.
 """
 
 

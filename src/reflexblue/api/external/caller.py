@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter
 from starlette.exceptions import HTTPException
+from starlette.types import Scope
 
 from reflexblue.api.dependencies import RuntimeDep
 from reflexblue.api.external.rate_limit import (
@@ -21,17 +22,22 @@ from reflexblue.api.external.rate_limit import (
     TooManyFailedKeys,
     retry_after_header,
 )
+from reflexblue.api.problems import problem
 from reflexblue.audit.service import Actor
 from reflexblue.core.crypto import hash_token
 from reflexblue.core.database import transaction
 from reflexblue.core.errors import Unauthenticated
 from reflexblue.core.settings import Settings
 from reflexblue.integrations.api_keys import API_KEY_PREFIX, authenticate_api_key
+from reflexblue.operations.flood_gate import Refusal, Refused, client_address
 from reflexblue.operations.metrics import REGISTRY
 
 # What new_token makes: the prefix and the URL-safe base64 of 32 random bytes.
 _KEY_SHAPE = re.compile(re.escape(API_KEY_PREFIX) + r"[A-Za-z0-9_-]{43}")
-UNKNOWN_ADDRESS = "unknown"
+_TOO_MANY_FAILED_KEYS = (
+    "This client address sent too many API keys that are not right; retry after the number "
+    "of seconds in Retry-After."
+)
 
 API_KEY_LOOKUPS = Counter(
     "reflexblue_api_key_lookups_total",
@@ -89,7 +95,7 @@ async def get_caller(
 ) -> Caller:
     key = _presented_key(request)
     limits: CallerLimits = request.app.state.caller_limits
-    admission = _admitted(limits.failed_keys, hash_token(key), client_address(request))
+    admission = _admitted(limits.failed_keys, hash_token(key), client_address(request.scope))
     try:
         async with transaction(runtime.sessions) as session:
             integration, api_key = await authenticate_api_key(session, key)
@@ -105,12 +111,6 @@ async def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
-def client_address(request: Request) -> str:
-    """The address of the connection's other end, as the server saw it. Headers such as
-    X-Forwarded-For are not read: any client can write them."""
-    return request.client.host if request.client else UNKNOWN_ADDRESS
 
 
 def _presented_key(request: Request) -> str:
@@ -131,10 +131,41 @@ def _admitted(limit: FailedKeyLimit, key_hash: str, address: str) -> Admission:
     except TooManyFailedKeys as refusal:
         raise HTTPException(
             429,
-            "This client address sent too many API keys that are not right; retry after the "
-            "number of seconds in Retry-After.",
+            _TOO_MANY_FAILED_KEYS,
             headers={"Retry-After": retry_after_header(refusal.wait_seconds)},
         ) from None
+
+
+def flooding_address_refusal(limits: CallerLimits, mount_path: str) -> Refusal:
+    """For the flood gate: a request to the API at `mount_path` from an address refused for
+    failed keys, unless it carries a key known to be good, gets the 429 `get_caller` would
+    give it, without routing or dependencies."""
+    prefix = mount_path + "/"
+
+    def refuse(scope: Scope) -> Refused | None:
+        path: str = scope["path"]
+        if not (path.startswith(prefix) or path == mount_path):
+            return None
+        key = _bearer_key_in(scope["headers"])
+        key_hash = hash_token(key) if key is not None else None
+        wait_seconds = limits.failed_keys.refusing(key_hash, client_address(scope))
+        if wait_seconds is None:
+            return None
+        headers = {"Retry-After": retry_after_header(wait_seconds)}
+        return Refused(mount_path + "/{path}", problem(429, _TOO_MANY_FAILED_KEYS, headers=headers))
+
+    return refuse
+
+
+def _bearer_key_in(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The well-formed API key in the raw Authorization header, if there is one."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            key = key.strip()
+            is_key = scheme.lower() == "bearer" and _KEY_SHAPE.fullmatch(key)
+            return key if is_key else None
+    return None
 
 
 def _within_rate(limiter: RateLimiter, caller: Caller) -> None:

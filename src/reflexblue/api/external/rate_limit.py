@@ -46,6 +46,14 @@ class RateLimiter:
             return None
         return (1 - bucket.tokens) / self._rate
 
+    def wait_seconds(self, key: str) -> float | None:
+        """Seconds until `key` may make a request, None if it may now; takes no token."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return None
+        tokens = min(self._burst, bucket.tokens + (self._clock() - bucket.updated) * self._rate)
+        return None if tokens >= 1 else (1 - tokens) / self._rate
+
     def refund(self, key: str) -> None:
         """Give back a token taken by `try_acquire`, for a request that turned out to cost
         nothing the limit is there to protect."""
@@ -121,6 +129,17 @@ class FailedKeyLimit:
             raise TooManyFailedKeys(wait_seconds)
         self._refusing.discard(address)
         return Admission(key_hash, address, charged=True)
+
+    def refusing(self, key_hash: str | None, address: str) -> float | None:
+        """Whether a request from `address` would be refused before its key is looked at:
+        seconds to wait if so, else None. `key_hash` is None for a request without a
+        well-formed key. Takes no token, so the request it lets by still meets `admit`."""
+        if key_hash is not None and key_hash in self._known_good:
+            return None
+        wait_seconds = self._addresses.wait_seconds(address)
+        if wait_seconds is not None:
+            self._note_refusal(address)
+        return wait_seconds
 
     def succeeded(self, admission: Admission) -> None:
         if admission.charged:
