@@ -65,3 +65,37 @@ async def test_a_new_event_for_another_webhook_overtakes_a_big_backlog(runtime: 
             assert len(busy.received) == config.per_webhook_in_flight
             assert await _pending_for(runtime, backlogged.webhook_id) == BACKLOG
             release_backlog.set()
+
+
+async def test_a_due_retry_goes_before_the_backlog_of_first_attempts_due_earlier(
+    runtime: Runtime,
+) -> None:
+    # The test settings retry at once, so the failed first attempt is due again right away,
+    # behind every event of the backlog in order of due time.
+    seen_retry = asyncio.Event()
+    first_attempts: list[str] = []
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        data = (await request.json())["data"]
+        if "retried" not in data:
+            await asyncio.sleep(0.01)
+            return web.Response(status=204)
+        if data["retried"] in first_attempts:
+            seen_retry.set()
+            return web.Response(status=204)
+        first_attempts.append(data["retried"])
+        return web.Response(status=500)
+
+    async with running_receiver(answer) as receiver:
+        subscriber = await subscribe(runtime, receiver.url)
+        async with transaction(runtime.sessions) as session:
+            for data in [{"retried": "yes"}] + [{"n": n} for n in range(BACKLOG)]:
+                await publish_event(
+                    session, "webhook.test", data, integration_id=subscriber.integration_id
+                )
+        config = WorkerConfig(poll_interval_seconds=0.2, batch_size=10, per_webhook_in_flight=2)
+        async with running_worker(runtime, config):
+            await asyncio.wait_for(seen_retry.wait(), timeout=30)
+            sent_before_the_retry = len(receiver.received) - 2
+
+    assert sent_before_the_retry < BACKLOG // 4

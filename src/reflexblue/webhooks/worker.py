@@ -8,6 +8,7 @@ least once; the `webhook-id` header lets receivers drop repeats.
 
 import asyncio
 import contextlib
+import heapq
 import json
 import logging
 import signal
@@ -19,12 +20,26 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    Table,
+    TextualSelect,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reflexblue.core.database import (
     POSTGRES_CONNECT_TIMEOUT_SECONDS,
+    UTCDateTime,
     new_id,
     transaction,
     utcnow,
@@ -33,7 +48,14 @@ from reflexblue.core.runtime import Runtime
 from reflexblue.integrations.models import Integration
 from reflexblue.integrations.service import signing_secrets
 from reflexblue.operations.metrics import observe_attempt
-from reflexblue.webhooks.models import Attempt, Delivery, DeliveryStatus, Event, Webhook
+from reflexblue.webhooks.models import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    Webhook,
+    retries_due_lane,
+)
 from reflexblue.webhooks.operator import (
     is_operator_webhook,
     operator_signing_secrets,
@@ -57,6 +79,9 @@ RESTART_DELAY_SECONDS = 1.0
 PRUNE_INTERVAL_SECONDS = 600.0
 IDLE_FLOOR_SECONDS = 0.02
 DATABASE_BACKOFF_MAX_SECONDS = 5.0
+# Beyond this many, the due times of the worker's own retries are not kept: those retries are
+# then found by the look for retries once a poll interval.
+RETRIES_TRACKED_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,11 @@ class DeliveryWorker:
         # Set when an attempt ends: a slot, and maybe a webhook's share, is free again.
         self._slot_freed = asyncio.Event()
         self._looked_past_busy_at = 0.0
+        # When the retries this worker set fall due (a heap), and when it last looked for
+        # retries at all: others' retries, manual and bulk ones, are looked for once a poll
+        # interval, so that a claim with no retry due costs no query for them.
+        self._own_retries_due: list[datetime] = []
+        self._looked_for_retries_at = 0.0
         # Whether the last claim left due deliveries behind for want of a webhook's share.
         self._due_left = False
         # Webhooks this worker saw fail and not yet succeed since.
@@ -274,21 +304,49 @@ class DeliveryWorker:
     ) -> list[str]:
         """The oldest due deliveries, no webhook beyond its share of attempts in flight.
 
+        Due retries come first, up to half of the claim: in due order alone, a retry would
+        wait behind every first attempt due before it, which in a backlog is all of them.
+
         When the oldest ones all belong to webhooks already at their share (one webhook with a
         big backlog), a second look skips those webhooks so that the others are not starved.
         That look scans past the backlog, so it is made after news or once per poll interval.
         """
-        window = wanted * 4
         in_flight = Counter(self._flight.per_webhook)
-        candidates = await self._due_candidates(session, now, window)
-        picked = self._pick_fairly(candidates, wanted, in_flight)
-        self._due_left = len(candidates) > len(picked)
-        if len(picked) == wanted or len(candidates) < window or not self._may_look_past(news):
+        picked: list[str] = []
+        if self._retries_may_be_due(now):
+            retries = await self._due_candidates(session, now, wanted * 2, retries_only=True)
+            picked = self._pick_fairly(retries, max(1, wanted // 2), in_flight)
+            if len(retries) > len(picked):  # some left for want of room: look again next claim
+                heapq.heappush(self._own_retries_due, now)
+        wanted -= len(picked)
+        if wanted == 0:
+            self._due_left = True
+            return picked
+        window = wanted * 4
+        rows = await self._due_candidates(session, now, window)
+        taken = set(picked)
+        candidates = [row for row in rows if row[0] not in taken]
+        first_look = self._pick_fairly(candidates, wanted, in_flight)
+        picked += first_look
+        self._due_left = len(candidates) > len(first_look)
+        if len(first_look) == wanted or len(rows) < window or not self._may_look_past(news):
             return picked
         busy = [w for w, n in in_flight.items() if n >= self._config.per_webhook_in_flight]
-        wanted -= len(picked)
+        wanted -= len(first_look)
         more = await self._due_candidates(session, now, wanted * 4, skipping=busy)
-        return picked + self._pick_fairly(more, wanted, in_flight)
+        taken.update(picked)
+        return picked + self._pick_fairly([r for r in more if r[0] not in taken], wanted, in_flight)
+
+    def _retries_may_be_due(self, now: datetime) -> bool:
+        due = False
+        while self._own_retries_due and self._own_retries_due[0] <= now:
+            heapq.heappop(self._own_retries_due)
+            due = True
+        moment = time.monotonic()
+        if due or moment - self._looked_for_retries_at >= self._config.poll_interval_seconds:
+            self._looked_for_retries_at = moment
+            return True
+        return False
 
     def _may_look_past(self, news: bool) -> bool:
         now = time.monotonic()
@@ -298,23 +356,19 @@ class DeliveryWorker:
         return True
 
     async def _due_candidates(
-        self, session: AsyncSession, now: datetime, limit: int, skipping: list[str] | None = None
+        self,
+        session: AsyncSession,
+        now: datetime,
+        limit: int,
+        *,
+        skipping: list[str] | None = None,
+        retries_only: bool = False,
     ) -> list[tuple[str, str]]:
-        query = (
-            select(Delivery.id, Delivery.webhook_id)
-            .join(Webhook, Webhook.id == Delivery.webhook_id)
-            .where(
-                Delivery.status == DeliveryStatus.PENDING.value,
-                Delivery.next_attempt_at <= now,
-                or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
-                Webhook.enabled.is_(True),
-            )
-            .order_by(Delivery.next_attempt_at)
-            .limit(limit)
+        dialect = self._runtime.engine.dialect.name
+        query = due_deliveries(
+            now, limit, skipping=skipping, retries_only=retries_only, dialect=dialect
         )
-        if skipping:
-            query = query.where(Delivery.webhook_id.not_in(skipping))
-        if self._runtime.engine.dialect.name == "postgresql":
+        if dialect == "postgresql" and isinstance(query, Select):
             query = query.with_for_update(skip_locked=True, of=Delivery)
         rows = await session.execute(query)
         return [(row.id, row.webhook_id) for row in rows]
@@ -436,6 +490,8 @@ class DeliveryWorker:
         for outcome, change in zip(outcomes, changes, strict=True):
             _log_outcome(outcome)
             observe_attempt(outcome.result, change["b_status"])
+            if change["b_next"] is not None and len(self._own_retries_due) < RETRIES_TRACKED_MAX:
+                heapq.heappush(self._own_retries_due, change["b_next"])
         if notices:
             self._doorbell.set()  # the operator's webhook.disabled events are due now
 
@@ -578,6 +634,59 @@ async def run_until_signalled(runtime: Runtime) -> None:
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
     await run_supervised(runtime, stop)
+
+
+def due_deliveries(
+    now: datetime,
+    limit: int,
+    *,
+    skipping: list[str] | None = None,
+    retries_only: bool = False,
+    dialect: str = "postgresql",
+) -> Select[str, str] | TextualSelect:
+    """The query of a claim: ids and webhooks of due, unclaimed deliveries of enabled webhooks,
+    in due order; only retries, or skipping some webhooks, when asked."""
+    if retries_only and dialect == "sqlite":
+        return _SQLITE_RETRIES_DUE.bindparams(now=now, limit=limit)
+    lane = retries_due_lane() if retries_only else Delivery.status == DeliveryStatus.PENDING.value
+    query = (
+        select(Delivery.id, Delivery.webhook_id)
+        .join(Webhook, Webhook.id == Delivery.webhook_id)
+        .where(
+            lane,
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
+            Webhook.enabled.is_(True),
+        )
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    )
+    if skipping:
+        query = query.where(Delivery.webhook_id.not_in(skipping))
+    return query
+
+
+# The retries query above, for SQLite, with models.RETRY_LANE written out. Without statistics
+# SQLite reads the queue's index for it and passes over every first attempt due earlier, the
+# whole backlog, on every claim; INDEXED BY makes it read the retry lane's own index (which
+# PostgreSQL takes by itself).
+_SQLITE_RETRIES_DUE = (
+    text(
+        """
+        SELECT deliveries.id, deliveries.webhook_id
+        FROM deliveries INDEXED BY ix_deliveries_retries_due
+        JOIN webhooks ON webhooks.id = deliveries.webhook_id
+        WHERE deliveries.status = 'pending' AND deliveries.attempt_count > 0
+          AND deliveries.next_attempt_at <= :now
+          AND (deliveries.locked_until IS NULL OR deliveries.locked_until < :now)
+          AND webhooks.enabled = 1
+        ORDER BY deliveries.next_attempt_at
+        LIMIT :limit
+        """
+    )
+    .bindparams(bindparam("now", type_=UTCDateTime()), bindparam("limit", type_=Integer()))
+    .columns(id=String(), webhook_id=String())
+)
 
 
 def request_body(event: Event) -> bytes:
