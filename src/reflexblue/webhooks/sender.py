@@ -19,6 +19,8 @@ from reflexblue.webhooks.targets import literal_address
 RESPONSE_BODY_LIMIT_BYTES = 4096
 CONNECTIONS_PER_HOST = 0  # no per-host cap in the pool; the worker bounds each webhook itself
 USER_AGENT = "ReflexBlue-Webhooks/1"
+# Webhook URLs whose host was checked for being a blocked IP literal, kept per sender.
+LITERAL_VERDICTS_KEPT = 10_000
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressPolicy = Callable[[IPAddress], bool]
@@ -96,6 +98,7 @@ class Sender:
         self._pool_size = pool_size
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
+        self._literal_verdicts: dict[str, bool] = {}
 
     async def __aenter__(self) -> "Sender":
         connector = aiohttp.TCPConnector(
@@ -134,11 +137,16 @@ class Sender:
     def _literal_address_allowed(self, url: str) -> bool:
         # aiohttp connects to an IP literal without asking the resolver, so check it here; the
         # loose numeric forms (`2130706433`, `0177.0.0.1`) are read too, so that a refused one
-        # is recorded as a blocked target rather than as a malformed URL.
-        address = literal_address(URL(url).host or "")
-        if address is None:
-            return True
-        return self._allowed(address)
+        # is recorded as a blocked target rather than as a malformed URL. The answer for a
+        # URL never changes, and a worker sends to the same few URLs again and again.
+        allowed = self._literal_verdicts.get(url)
+        if allowed is None:
+            address = literal_address(URL(url).host or "")
+            allowed = address is None or self._allowed(address)
+            if len(self._literal_verdicts) >= LITERAL_VERDICTS_KEPT:
+                self._literal_verdicts.clear()
+            self._literal_verdicts[url] = allowed
+        return allowed
 
 
 async def _read_start_of_body(response: aiohttp.ClientResponse) -> bytes:

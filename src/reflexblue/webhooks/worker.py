@@ -94,7 +94,8 @@ class WorkerConfig:
     ack_interval_seconds: float = 0.005
     shutdown_grace_seconds: float = 10.0
     recovery_batch_size: int = RECOVERY_BATCH_SIZE
-    claim_gather_seconds: float = 0.002
+    # At most this long a claim waits for more attempts to end (see _gather_freed_slots).
+    claim_gather_seconds: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,8 @@ class DeliveryWorker:
         self._doorbell = runtime.delivery_doorbell
         # Set when an attempt ends: a slot, and maybe a webhook's share, is free again.
         self._slot_freed = asyncio.Event()
+        # Attempts ended since the last claim began.
+        self._freed_since_claim = 0
         self._looked_past_busy_at = 0.0
         # When the retries this worker set fall due (a heap), and when it last looked for
         # retries at all: others' retries, manual and bulk ones, are looked for once a poll
@@ -223,6 +226,7 @@ class DeliveryWorker:
         self._flight.per_webhook[webhook_id] -= 1
         if self._flight.per_webhook[webhook_id] <= 0:
             del self._flight.per_webhook[webhook_id]
+        self._freed_since_claim += 1
         self._slot_freed.set()
 
     async def _attempt(self, claim: ClaimedDelivery, sender: Sender) -> None:
@@ -262,9 +266,26 @@ class DeliveryWorker:
         for waiter in waiters:
             waiter.cancel()
         if self._slot_freed.is_set() and not (self._doorbell.is_set() or stop.is_set()):
-            # One freed slot is one delivery's worth of claim; a moment more gathers the
-            # slots of the attempts ending alongside it into the same claim.
-            await asyncio.sleep(self._config.claim_gather_seconds)
+            await self._gather_freed_slots(stop)
+
+    async def _gather_freed_slots(self, stop: asyncio.Event) -> None:
+        """Wait a little, while attempts keep ending, until enough slots are free for a claim
+        worth its statements: a claim costs about as much for one delivery as for fifty, and
+        refilling each slot the moment it frees made claims most of the worker's work.
+
+        Enough is a quarter of the slots, or of a webhook's share when the last claim left
+        deliveries behind for want of it; news or the time limit end the wait sooner."""
+        share = self._config.per_webhook_in_flight if self._due_left else self._config.max_in_flight
+        enough = max(1, share // 4)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.claim_gather_seconds
+        while self._freed_since_claim < enough and not (self._doorbell.is_set() or stop.is_set()):
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not self._flight.tasks:
+                return
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), timeout=remaining)
 
     async def _seconds_until_next_due(self) -> float:
         async with transaction(self._runtime.sessions) as session:
@@ -288,14 +309,19 @@ class DeliveryWorker:
         news = self._doorbell.is_set()
         self._doorbell.clear()
         self._slot_freed.clear()
+        self._freed_since_claim = 0
         async with transaction(self._runtime.sessions) as session:
             now = utcnow()
             picked = await self._pick_due(session, now, wanted, news)
             if not picked:
                 return []
             lease_until = now + self._lease
-            await session.execute(
-                update(Delivery).where(Delivery.id.in_(picked)).values(locked_until=lease_until)
+            # A Core update: the ORM's would first look for the rows among its loaded objects.
+            connection = await session.connection()
+            await connection.execute(
+                update(_DELIVERIES)
+                .where(_DELIVERIES.c.id.in_(picked))
+                .values(locked_until=lease_until)
             )
             return await self._load_claims(session, picked, lease_until, now)
 
@@ -390,35 +416,52 @@ class DeliveryWorker:
     async def _load_claims(
         self, session: AsyncSession, ids: list[str], lease_until: datetime, now: datetime
     ) -> list[ClaimedDelivery]:
+        # Columns rather than whole rows: a claim reads only these, and building ORM objects
+        # for each delivery and its event cost more than the query.
         rows = await session.execute(
-            select(Delivery, Event, Webhook, Integration)
+            select(
+                Delivery.id,
+                Delivery.attempt_count,
+                Webhook.id.label("webhook_id"),
+                Webhook.url,
+                Webhook.integration_id,
+                Webhook.failing_since,
+                Webhook.failure_count,
+                Event.id.label("event_id"),
+                Event.type,
+                Event.created_at,
+                Event.data,
+                Event.request_id,
+            )
             .join(Event, Event.id == Delivery.event_id)
             .join(Webhook, Webhook.id == Delivery.webhook_id)
-            # The operator's webhook has no integration.
-            .outerjoin(Integration, Integration.id == Webhook.integration_id)
             .where(Delivery.id.in_(ids))
         )
+        claimed = list(rows)
+        integrations = await _integrations_by_id(session, {row.integration_id for row in claimed})
         bodies: dict[str, bytes] = {}
-        secrets: dict[str, list[str]] = {}
+        secrets: dict[str | None, list[str]] = {}
         claims = []
-        for delivery, event, webhook, integration in rows:
-            if event.id not in bodies:
-                bodies[event.id] = request_body(event)
-            signer = integration.id if integration is not None else webhook.id
-            if signer not in secrets:
-                secrets[signer] = self._secrets_of(integration, now)
+        for row in claimed:
+            if row.event_id not in bodies:
+                bodies[row.event_id] = request_body(row.type, row.created_at, row.data)
+            # The operator's webhook has no integration.
+            if row.integration_id not in secrets:
+                secrets[row.integration_id] = self._secrets_of(
+                    integrations.get(row.integration_id), now
+                )
             claims.append(
                 ClaimedDelivery(
-                    delivery_id=delivery.id,
-                    webhook_id=webhook.id,
-                    event_id=event.id,
-                    url=webhook.url,
-                    body=bodies[event.id],
-                    secrets=secrets[signer],
-                    attempts_made=delivery.attempt_count,
+                    delivery_id=row.id,
+                    webhook_id=row.webhook_id,
+                    event_id=row.event_id,
+                    url=row.url,
+                    body=bodies[row.event_id],
+                    secrets=secrets[row.integration_id],
+                    attempts_made=row.attempt_count,
                     lease_until=lease_until,
-                    request_id=event.request_id,
-                    webhook_failing=webhook.failing_since is not None or webhook.failure_count > 0,
+                    request_id=row.request_id,
+                    webhook_failing=row.failing_since is not None or row.failure_count > 0,
                 )
             )
         return claims
@@ -460,7 +503,9 @@ class DeliveryWorker:
     async def _write_outcomes(self, outcomes: list[Outcome]) -> None:
         now = utcnow()
         async with transaction(self._runtime.sessions) as session:
-            await session.execute(insert(Attempt), [_attempt_row(o) for o in outcomes])
+            # Core inserts, many rows to one statement: the ORM's bulk path costs more per row.
+            connection = await session.connection()
+            await connection.execute(insert(_ATTEMPTS), [_attempt_row(o) for o in outcomes])
             webhooks = await _webhooks_by_id(session, self._webhooks_to_update(outcomes))
             enabled_before = {webhook.id for webhook in webhooks.values() if webhook.enabled}
             changes = [
@@ -471,9 +516,7 @@ class DeliveryWorker:
             await session.flush()
             # A core UPDATE with per-row parameters, guarded by the lease: when a claim ran out
             # and another worker took the delivery over, this stale outcome changes nothing.
-            deliveries = Delivery.__table__
-            assert isinstance(deliveries, Table)
-            connection = await session.connection()
+            deliveries = _DELIVERIES
             await connection.execute(
                 update(deliveries)
                 .where(deliveries.c.id == bindparam("b_id"))
@@ -689,11 +732,21 @@ _SQLITE_RETRIES_DUE = (
 )
 
 
-def request_body(event: Event) -> bytes:
-    """The JSON body every webhook request of this event carries."""
-    timestamp = event.created_at.isoformat().replace("+00:00", "Z")
-    payload = {"type": event.type, "timestamp": timestamp, "data": event.data}
+def request_body(event_type: str, created_at: datetime, data: Any) -> bytes:
+    """The JSON body every webhook request of an event carries."""
+    timestamp = created_at.isoformat().replace("+00:00", "Z")
+    payload = {"type": event_type, "timestamp": timestamp, "data": data}
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _table_of(model: type[Attempt] | type[Delivery]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_ATTEMPTS = _table_of(Attempt)
+_DELIVERIES = _table_of(Delivery)
 
 
 def _attempt_row(outcome: Outcome) -> dict[str, Any]:
@@ -707,6 +760,16 @@ def _attempt_row(outcome: Outcome) -> dict[str, Any]:
         "response_body": result.response_body,
         "error": result.error.value if result.error else None,
     }
+
+
+async def _integrations_by_id(
+    session: AsyncSession, ids: set[str | None]
+) -> dict[str | None, Integration]:
+    wanted = {each for each in ids if each is not None}
+    if not wanted:
+        return {}
+    rows = await session.scalars(select(Integration).where(Integration.id.in_(wanted)))
+    return {integration.id: integration for integration in rows}
 
 
 async def _webhooks_by_id(session: AsyncSession, ids: set[str]) -> dict[str, Webhook]:
