@@ -17,7 +17,7 @@ from reflexblue.api.external import create_external_api
 from reflexblue.api.external.caller import flooding_address_refusal
 from reflexblue.api.management import create_management_api
 from reflexblue.api.problems import problem
-from reflexblue.console.auth import refused_sign_in_refusal
+from reflexblue.console.auth import sign_in_refusal
 from reflexblue.console.install import install_console
 from reflexblue.console.security import SecurityHeaders
 from reflexblue.core.runtime import Runtime, start_runtime
@@ -82,7 +82,7 @@ def _add_middleware(app: FastAPI, external: FastAPI) -> None:
     answer as it leaves; the security headers go on the flood gate's answers too."""
     refusals = [
         flooding_address_refusal(external.state.caller_limits, EXTERNAL_API_PATH),
-        refused_sign_in_refusal(app.state.login_throttle, app.state.password_checks),
+        sign_in_refusal(app.state.login_throttle, app.state.password_checks),
     ]
     app.add_middleware(FloodGate, refusals=refusals)
     app.add_middleware(SecurityHeaders)

@@ -115,7 +115,7 @@ async def _check_and_sign_in(
     return await sign_in_checked(runtime.sessions, checks, username, password, replacing=replacing)
 
 
-def refused_sign_in_refusal(throttle: LoginThrottle, checks: PasswordChecks) -> Refusal:
+def sign_in_refusal(throttle: LoginThrottle, checks: PasswordChecks) -> Refusal:
     """For the flood gate: a sign-in that `login` would refuse whatever its form holds (its
     client address locked out or at its allowance, or every password check busy) gets the
     same 429 without its form being read."""

@@ -284,8 +284,7 @@ class DeliveryWorker:
             if remaining <= 0 or not self._flight.tasks:
                 return
             self._slot_freed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._slot_freed.wait(), timeout=remaining)
+            await _first_of(self._slot_freed, self._doorbell, stop, within_seconds=remaining)
 
     async def _seconds_until_next_due(self) -> float:
         async with transaction(self._runtime.sessions) as session:
@@ -796,9 +795,9 @@ def _log_outcome(outcome: Outcome) -> None:
     )
 
 
-async def _first_of(*events: asyncio.Event) -> None:
+async def _first_of(*events: asyncio.Event, within_seconds: float | None = None) -> None:
     waiters = [asyncio.create_task(each.wait()) for each in events]
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(waiters, timeout=within_seconds, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:
         waiter.cancel()
 
