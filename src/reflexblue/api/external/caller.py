@@ -114,9 +114,8 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 def _presented_key(request: Request) -> str:
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
+    scheme, key = _bearer_parts(request.headers.get("authorization", ""))
+    if scheme != "bearer" or not key:
         raise Unauthenticated("Send an API key in the header Authorization: Bearer rbk_….")
     if not key.startswith(API_KEY_PREFIX):
         raise Unauthenticated("The credential is not an External API key (rbk_…).")
@@ -161,11 +160,15 @@ def _bearer_key_in(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The well-formed API key in the raw Authorization header, if there is one."""
     for name, value in headers:
         if name == b"authorization":
-            scheme, _, key = value.decode("latin-1").partition(" ")
-            key = key.strip()
-            is_key = scheme.lower() == "bearer" and _KEY_SHAPE.fullmatch(key)
-            return key if is_key else None
+            scheme, key = _bearer_parts(value.decode("latin-1"))
+            return key if scheme == "bearer" and _KEY_SHAPE.fullmatch(key) else None
     return None
+
+
+def _bearer_parts(header: str) -> tuple[str, str]:
+    """An Authorization header's scheme, in lower case, and its credential."""
+    scheme, _, credential = header.partition(" ")
+    return scheme.lower(), credential.strip()
 
 
 def _within_rate(limiter: RateLimiter, caller: Caller) -> None:

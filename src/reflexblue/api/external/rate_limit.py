@@ -51,7 +51,7 @@ class RateLimiter:
         bucket = self._buckets.get(key)
         if bucket is None:
             return None
-        tokens = min(self._burst, bucket.tokens + (self._clock() - bucket.updated) * self._rate)
+        tokens = self._tokens_at(bucket, self._clock())
         return None if tokens >= 1 else (1 - tokens) / self._rate
 
     def refund(self, key: str) -> None:
@@ -66,9 +66,12 @@ class RateLimiter:
         if bucket is None:
             self._forget_full_buckets(now)
             bucket = self._buckets[key] = _Bucket(self._burst, now)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
+        bucket.tokens = self._tokens_at(bucket, now)
         bucket.updated = now
         return bucket
+
+    def _tokens_at(self, bucket: _Bucket, now: float) -> float:
+        return min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
 
     def _forget_full_buckets(self, now: float) -> None:
         """Keeps memory bounded when callers come from ever new keys (client addresses, say):
