@@ -20,10 +20,11 @@ from reflexblue.api.problems import problem
 from reflexblue.console.auth import sign_in_refusal
 from reflexblue.console.install import install_console
 from reflexblue.console.security import SecurityHeaders
+from reflexblue.core.heap import startup_objects_frozen
 from reflexblue.core.runtime import Runtime, start_runtime
 from reflexblue.core.settings import Settings
 from reflexblue.operations.flood_gate import FloodGate
-from reflexblue.operations.metrics import render_metrics
+from reflexblue.operations.metrics import FASTAPI_TELEMETRY_OFF, render_metrics
 from reflexblue.operations.requests import RequestTracking
 from reflexblue.webhooks.worker import run_supervised
 
@@ -54,7 +55,8 @@ def create_app(
         worker = asyncio.create_task(run_supervised(active, stop_worker)) if run_worker else None
         logger.info("web application started", extra={"worker": run_worker})
         try:
-            yield
+            with startup_objects_frozen():
+                yield
         finally:
             stop_worker.set()
             if worker is not None:
@@ -63,7 +65,12 @@ def create_app(
                 await active.close()
 
     app = FastAPI(
-        title="ReflexBlue", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+        title="ReflexBlue",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY_OFF,
     )
     if runtime is not None:
         for each in (app, management, external):

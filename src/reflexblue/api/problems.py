@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -99,6 +100,13 @@ def problem(
     if errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+
+
+@lru_cache(maxsize=64)
+def fixed_problem_body(status: int, detail: str) -> bytes:
+    """The rendered body of a problem without field errors, for an answer sent again and again
+    (a refusal in a flood), where rendering the JSON each time would be most of its cost."""
+    return bytes(problem(status, detail).body)
 
 
 def install_problem_handlers(app: FastAPI, *, realm: str) -> None:

@@ -1,6 +1,7 @@
 """What keeps the console safe in a browser: security headers, cookies and CSRF checks."""
 
 import secrets
+from functools import lru_cache
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -73,7 +74,8 @@ class SecurityHeaders:
 
 
 def is_https(request: Request) -> bool:
-    return request.url.scheme == "https"
+    # The scope's scheme is what `request.url` would be built from, without parsing a URL.
+    return request.scope.get("scheme") == "https"
 
 
 def set_session_cookie(response: Response, request: Request, token: str) -> None:
@@ -100,15 +102,25 @@ def login_csrf_token(request: Request) -> str:
 
 
 def set_login_csrf_cookie(response: Response, request: Request, token: str) -> None:
-    response.set_cookie(
+    response.raw_headers.append((b"set-cookie", _login_csrf_cookie(token, is_https(request))))
+
+
+@lru_cache(maxsize=256)
+def _login_csrf_cookie(token: str, secure: bool) -> bytes:
+    """The Set-Cookie value for the login form's token, formatted by Starlette once per token:
+    a flood of sign-ins refused at the door sends the same token again and again, and the
+    formatting costs more than the rest of such a refusal."""
+    scratch = Response()
+    scratch.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
         max_age=LOGIN_CSRF_MAX_AGE_SECONDS,
         httponly=True,
         samesite="strict",
-        secure=is_https(request),
+        secure=secure,
         path="/login",
     )
+    return next(value for name, value in scratch.raw_headers if name == b"set-cookie")
 
 
 def check_login_csrf(request: Request, submitted: str | None) -> None:

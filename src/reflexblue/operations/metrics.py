@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -38,6 +39,9 @@ OTHER_METHOD = "other"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SUCCEEDED_RESULT = "2xx"
 DELIVERY_OUTCOMES = ("succeeded", "retrying", "failed")
+# FastAPI's own OpenTelemetry bridge, off in every application of the product: its metrics are
+# these, and the bridge asks the environment on every request whether a provider has appeared.
+FASTAPI_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 # Attempts end within the delivery timeout (15 s by default, at most 300 s).
 ATTEMPT_DURATION_BUCKETS_SECONDS = (
     0.005,

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from reflexblue.core.errors import ConfigurationError
+from reflexblue.core.heap import startup_objects_frozen
 from reflexblue.core.runtime import Runtime
 from reflexblue.operations.metrics import render_metrics
 from reflexblue.webhooks.worker import run_until_signalled
@@ -24,10 +25,12 @@ async def run_worker_process(
 ) -> None:
     """Deliver until SIGTERM or SIGINT, serving metrics meanwhile when a port is given."""
     if metrics_port is None:
-        await run_until_signalled(runtime)
+        with startup_objects_frozen():
+            await run_until_signalled(runtime)
         return
     async with serving_metrics(runtime, metrics_host, metrics_port):
-        await run_until_signalled(runtime)
+        with startup_objects_frozen():
+            await run_until_signalled(runtime)
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ from reflexblue.api.external.caller import CallerLimits
 from reflexblue.api.external.documentation import DOCS_PAGE, DOCS_PAGE_POLICY, install_openapi
 from reflexblue.api.problems import install_problem_handlers
 from reflexblue.core.settings import Settings
+from reflexblue.operations.metrics import FASTAPI_TELEMETRY_OFF
 
 MOUNT_PATH = "/api/external/v1"
 _STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -47,6 +48,7 @@ def create_external_api(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(require_json_body)],
+        telemetry=FASTAPI_TELEMETRY_OFF,
     )
     api.state.caller_limits = CallerLimits.from_settings(settings)
     api.include_router(catalogue.router)

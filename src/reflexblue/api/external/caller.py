@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import Scope
 
 from reflexblue.api.dependencies import RuntimeDep
@@ -22,7 +23,7 @@ from reflexblue.api.external.rate_limit import (
     TooManyFailedKeys,
     retry_after_header,
 )
-from reflexblue.api.problems import problem
+from reflexblue.api.problems import PROBLEM_CONTENT_TYPE, fixed_problem_body
 from reflexblue.audit.service import Actor
 from reflexblue.core.crypto import hash_token
 from reflexblue.core.database import transaction
@@ -150,8 +151,13 @@ def flooding_address_refusal(limits: CallerLimits, mount_path: str) -> Refusal:
         wait_seconds = limits.failed_keys.refusing(key_hash, client_address(scope))
         if wait_seconds is None:
             return None
-        headers = {"Retry-After": retry_after_header(wait_seconds)}
-        return Refused(mount_path + "/{path}", problem(429, _TOO_MANY_FAILED_KEYS, headers=headers))
+        answer = Response(
+            fixed_problem_body(429, _TOO_MANY_FAILED_KEYS),
+            status_code=429,
+            headers={"Retry-After": retry_after_header(wait_seconds)},
+            media_type=PROBLEM_CONTENT_TYPE,
+        )
+        return Refused(mount_path + "/{path}", answer)
 
     return refuse
 

@@ -6,6 +6,7 @@ from reflexblue.api.dependencies import require_json_body
 from reflexblue.api.external.documentation import install_openapi
 from reflexblue.api.management import api_keys, audit, event_types, events, integrations
 from reflexblue.api.problems import install_problem_handlers
+from reflexblue.operations.metrics import FASTAPI_TELEMETRY_OFF
 
 
 def create_management_api() -> FastAPI:
@@ -18,6 +19,7 @@ def create_management_api() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(require_json_body)],
+        telemetry=FASTAPI_TELEMETRY_OFF,
     )
     api.include_router(integrations.router)
     api.include_router(audit.router)
