@@ -6,14 +6,16 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from reflexblue.accounts.models import Role, User, UserToken
 from reflexblue.accounts.passwords import hash_password, needs_rehash, verify_password
 from reflexblue.accounts.schemas import UserCreate
 from reflexblue.audit.service import Actor, record
+from reflexblue.core.credential_cache import CredentialCache, changed
 from reflexblue.core.crypto import hash_token, new_token
-from reflexblue.core.database import serialise_first_start, utcnow
+from reflexblue.core.database import serialise_first_start, transaction, utcnow
 from reflexblue.core.errors import Conflict, FieldError, NotFound, Unauthenticated
 from reflexblue.core.validation import unstorable
 
@@ -26,6 +28,13 @@ GENERATED_PASSWORD_BYTES = 18
 WRONG_CREDENTIALS = "The user name or password is not right."
 # Writing last_used_at on every request would turn every read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+# How long this process takes a verified token on trust. A token revoked (or its user changed
+# or deleted) by this process is refused at once; by another process (`reflexblue tokens
+# revoke`, another `serve`), only once this many seconds have passed.
+TOKEN_TRUST_SECONDS = 5.0
+UNKNOWN_TOKEN = "The token is unknown or has been revoked."  # noqa: S105 - a message
+
+verified_tokens: CredentialCache[User] = CredentialCache(TOKEN_TRUST_SECONDS)
 
 
 async def create_user(session: AsyncSession, data: UserCreate, actor: Actor) -> User:
@@ -143,24 +152,73 @@ async def revoke_token(session: AsyncSession, token_id: str, actor: Actor) -> Us
     return row
 
 
+async def user_of_token(sessions: async_sessionmaker[AsyncSession], token: str) -> User:
+    """The user a bearer token belongs to, as `authenticate_token` finds it; a token verified
+    in the last few seconds is taken from this process's cache, without a transaction."""
+    _check_token_form(token)
+    token_hash = hash_token(token)
+    known = verified_tokens.get(token_hash)
+    if known is not None:
+        return known
+    generation = verified_tokens.generation()
+    async with transaction(sessions) as session:
+        user = await _user_of_token_hash(session, token_hash)
+    # Its last use was written above at most once a minute; a cached use writes nothing, so
+    # last_used_at may lag by the cache's time as well.
+    verified_tokens.put(token_hash, user, generation, depends_on=[user.id])
+    return user
+
+
 async def authenticate_token(session: AsyncSession, token: str) -> User:
     """The user a bearer token belongs to. Lookup is by hash, so timing says nothing of it."""
+    _check_token_form(token)
+    return await _user_of_token_hash(session, hash_token(token))
+
+
+def _check_token_form(token: str) -> None:
     if not token.startswith(USER_TOKEN_PREFIX):
         raise Unauthenticated("The token is not a Management API token (rbu_…).")
-    # The token and its user in one statement: this runs on every Management API request.
+
+
+async def _user_of_token_hash(session: AsyncSession, token_hash: str) -> User:
+    # The token and its user in one statement: this runs on every Management API request
+    # that the cache does not answer.
     found = (
         await session.execute(
             select(UserToken, User)
             .join(User, User.id == UserToken.user_id)
-            .where(UserToken.token_hash == hash_token(token))
+            .where(UserToken.token_hash == token_hash)
         )
     ).one_or_none()
     if found is None:
-        raise Unauthenticated("The token is unknown or has been revoked.")
+        raise Unauthenticated(UNKNOWN_TOKEN)
     row, user = found
     if row.revoked_at is not None:
-        raise Unauthenticated("The token is unknown or has been revoked.")
+        raise Unauthenticated(UNKNOWN_TOKEN)
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
         row.last_used_at = now
     return user
+
+
+def _stale_token_names(session: Session) -> set[str]:
+    """What a flush changed that a cached token depends on: a token revoked or deleted (by its
+    hash), a user deleted or given another role or name (by its id)."""
+    names: set[str] = set()
+    for instance in session.deleted:
+        if isinstance(instance, UserToken):
+            names.add(instance.token_hash)
+        elif isinstance(instance, User):
+            names.add(instance.id)
+    for instance in session.dirty:
+        if isinstance(instance, UserToken) and changed(instance, _TOKEN_TRUST_FIELDS):
+            names.add(instance.token_hash)
+        elif isinstance(instance, User) and changed(instance, _USER_TRUST_FIELDS):
+            names.add(instance.id)
+    return names
+
+
+# What a cached token's verdict rests on; last_used_at, written on use, is not among them.
+_TOKEN_TRUST_FIELDS = ("revoked_at", "user_id", "token_hash")
+_USER_TRUST_FIELDS = ("role", "username")
+verified_tokens.forget_on_change(_stale_token_names)

@@ -6,10 +6,9 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reflexblue.accounts.models import User
-from reflexblue.accounts.service import authenticate_token
+from reflexblue.accounts.service import user_of_token
 from reflexblue.api.problems import BodyTooLarge, UnsupportedMediaType
 from reflexblue.audit.service import Actor
-from reflexblue.core.database import transaction
 from reflexblue.core.errors import Forbidden, Unauthenticated
 from reflexblue.core.runtime import Runtime
 
@@ -35,9 +34,7 @@ Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 
 
 async def get_current_user(request: Request, sessions: Sessions) -> User:
-    token = _bearer_token(request)
-    async with transaction(sessions) as session:
-        return await authenticate_token(session, token)
+    return await user_of_token(sessions, _bearer_token(request))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
