@@ -12,14 +12,16 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from reflexblue.accounts.models import ConsoleSession, User
 from reflexblue.accounts.passwords import PasswordChecks, hash_password, needs_rehash
 from reflexblue.accounts.service import WRONG_CREDENTIALS, authenticate_password, user_named
+from reflexblue.core.credential_cache import CredentialCache, changed
 from reflexblue.core.crypto import hash_token, new_token
 from reflexblue.core.database import transaction, utcnow
 from reflexblue.core.errors import DomainError, Unauthenticated
@@ -32,6 +34,10 @@ IDLE_TIMEOUT = timedelta(hours=2)
 ABSOLUTE_LIFETIME = timedelta(hours=12)
 # Sliding the idle expiry on every request would turn every page view into a write.
 _SLIDE_RESOLUTION = timedelta(minutes=1)
+# How long this process takes a session it found alive on trust. A session ended (or its user
+# changed or deleted) by this process ends at once; by another process (a sign-out served by
+# another `serve`), only once this many seconds have passed.
+SESSION_TRUST_SECONDS = 5.0
 
 LOGIN_FAILURES_ALLOWED = 5
 LOGIN_LOCKOUT_SECONDS = 30.0
@@ -118,12 +124,48 @@ async def _open_session(session: AsyncSession, user: User) -> tuple[str, SignedI
     return token, SignedIn(user, row.csrf_token)
 
 
+@dataclass(frozen=True)
+class _LiveSession:
+    signed_in: SignedIn
+    # The idle expiry as last read, or the absolute end if that comes first.
+    ends_at: datetime
+
+
+live_sessions: CredentialCache[_LiveSession] = CredentialCache(SESSION_TRUST_SECONDS)
+
+
+async def resume_trusted(
+    sessions: async_sessionmaker[AsyncSession], token: str | None
+) -> SignedIn | None:
+    """The session as `resume` finds it; one found alive in the last few seconds is taken
+    from this process's cache, without a transaction. Its idle expiry then slides at the next
+    lookup, a few seconds later, which the minute of `_SLIDE_RESOLUTION` already allows for."""
+    if not token or not token.startswith(SESSION_TOKEN_PREFIX):
+        return None
+    token_hash = hash_token(token)
+    known = live_sessions.get(token_hash)
+    if known is not None and utcnow() < known.ends_at:
+        return known.signed_in
+    generation = live_sessions.generation()
+    async with transaction(sessions) as session:
+        live = await _live_session(session, token_hash)
+    if live is None:
+        return None
+    live_sessions.put(token_hash, live, generation, depends_on=[live.signed_in.user.id])
+    return live.signed_in
+
+
 async def resume(session: AsyncSession, token: str | None) -> SignedIn | None:
     """The session a cookie token belongs to, if it is still alive; it slides the idle expiry."""
     if not token or not token.startswith(SESSION_TOKEN_PREFIX):
         return None
+    live = await _live_session(session, hash_token(token))
+    return live.signed_in if live else None
+
+
+async def _live_session(session: AsyncSession, token_hash: str) -> _LiveSession | None:
     row = await session.scalar(
-        select(ConsoleSession).where(ConsoleSession.token_hash == hash_token(token))
+        select(ConsoleSession).where(ConsoleSession.token_hash == token_hash)
     )
     now = utcnow()
     if row is None:
@@ -139,15 +181,15 @@ async def resume(session: AsyncSession, token: str | None) -> SignedIn | None:
     user = await session.get(User, row.user_id)
     if user is None:
         return None
-    return SignedIn(user, row.csrf_token)
+    return _LiveSession(SignedIn(user, row.csrf_token), min(row.expires_at, ends_at))
 
 
 async def sign_out(session: AsyncSession, token: str | None) -> None:
     if not token:
         return
-    await session.execute(
-        delete(ConsoleSession).where(ConsoleSession.token_hash == hash_token(token))
-    )
+    token_hash = hash_token(token)
+    await session.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == token_hash))
+    live_sessions.forget_in(session.sync_session, {token_hash})
 
 
 async def prune_expired_sessions(session: AsyncSession) -> int:
@@ -156,6 +198,25 @@ async def prune_expired_sessions(session: AsyncSession) -> int:
         delete(ConsoleSession).where(ConsoleSession.expires_at <= utcnow())
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _stale_session_names(session: Session) -> set[str]:
+    """What a flush changed that a cached session depends on: a session deleted (by its
+    hash), a user deleted or given another role or name (by its id)."""
+    names: set[str] = set()
+    for instance in session.deleted:
+        if isinstance(instance, ConsoleSession):
+            names.add(instance.token_hash)
+        elif isinstance(instance, User):
+            names.add(instance.id)
+    for instance in session.dirty:
+        if isinstance(instance, User) and changed(instance, _USER_TRUST_FIELDS):
+            names.add(instance.id)
+    return names
+
+
+_USER_TRUST_FIELDS = ("role", "username")
+live_sessions.forget_on_change(_stale_session_names)
 
 
 @dataclass

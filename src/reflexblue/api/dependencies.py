@@ -33,8 +33,12 @@ async def get_sessions(runtime: RuntimeDep) -> async_sessionmaker[AsyncSession]:
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 
 
-async def get_current_user(request: Request, sessions: Sessions) -> User:
-    return await user_of_token(sessions, _bearer_token(request))
+# The runtime is read here directly rather than through the dependencies above: this runs on
+# every Management API request, and each dependency FastAPI resolves costs about as much as
+# a cached token check.
+async def get_current_user(request: Request) -> User:
+    runtime: Runtime = request.app.state.runtime
+    return await user_of_token(runtime.sessions, _bearer_token(request))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

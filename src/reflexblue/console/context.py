@@ -11,11 +11,10 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from reflexblue.accounts.sessions import SignedIn, resume
+from reflexblue.accounts.sessions import SignedIn, resume_trusted
 from reflexblue.api.dependencies import RuntimeDep
 from reflexblue.api.problems import BodyTooLarge, UnsupportedMediaType
 from reflexblue.console.security import CSRF_FIELD, SESSION_COOKIE, check_csrf
-from reflexblue.core.database import transaction
 from reflexblue.core.errors import DomainError, Forbidden
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -55,9 +54,7 @@ templates.env.filters["iso_time"] = _iso_time
 
 
 async def current_user(request: Request, runtime: RuntimeDep) -> SignedIn:
-    token = request.cookies.get(SESSION_COOKIE)
-    async with transaction(runtime.sessions) as session:
-        signed_in = await resume(session, token)
+    signed_in = await resume_trusted(runtime.sessions, request.cookies.get(SESSION_COOKIE))
     if signed_in is None:
         raise LoginRequired(_path_with_query(request))
     return signed_in

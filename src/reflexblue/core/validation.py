@@ -87,11 +87,23 @@ def json_value_rule(value: Any) -> Any:
             pending.extend((each, depth + 1) for each in item)
         elif isinstance(item, float) and not math.isfinite(item):
             raise PydanticCustomError("json_number", "Numbers must be finite.")
-        elif isinstance(item, str) and any("\ud800" <= char <= "\udfff" for char in item):
+        elif isinstance(item, str) and _has_lone_surrogate(item):
             raise PydanticCustomError(
                 "surrogate", "Contains an incomplete character (a lone UTF-16 surrogate)."
             )
     return value
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    # A surrogate is the one code point UTF-8 cannot encode: asking the codec (in C) is much
+    # faster than looking at each character in Python.
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _timestamp_text(value: object) -> object:

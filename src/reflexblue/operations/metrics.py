@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -115,8 +116,21 @@ for _result in (SUCCEEDED_RESULT, *ErrorClass):
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     method = method if method in HTTP_METHODS else OTHER_METHOD
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_REQUEST_DURATION.labels(route, method).observe(seconds)
+    _requests_counted(route, method, status).inc()
+    _request_durations(route, method).observe(seconds)
+
+
+# The labelled series of each route, method and status, found once: `labels()` checks and
+# joins its arguments under a lock on every call, which costs more than counting. Route
+# labels are templates, so these stay as few as the routes times methods times statuses.
+@lru_cache(maxsize=4096)
+def _requests_counted(route: str, method: str, status: int) -> Counter:
+    return HTTP_REQUESTS.labels(route, method, str(status))
+
+
+@lru_cache(maxsize=1024)
+def _request_durations(route: str, method: str) -> Histogram:
+    return HTTP_REQUEST_DURATION.labels(route, method)
 
 
 def observe_attempt(result: AttemptResult, delivery_status: str) -> None:

@@ -27,10 +27,11 @@ from reflexblue.webhooks.publishing import (
 router = APIRouter(prefix="/events", tags=["events"], route_class=StrictJsonRoute)
 
 
-async def get_publisher(request: Request, runtime: RuntimeDep) -> GroupPublisher:
+async def get_publisher(request: Request) -> GroupPublisher:
     """The one publisher of this application, which lets concurrent requests share commits."""
     publisher: GroupPublisher | None = getattr(request.app.state, "publisher", None)
     if publisher is None:
+        runtime: Runtime = request.app.state.runtime
         publisher = GroupPublisher(runtime.sessions, runtime.delivery_doorbell)
         request.app.state.publisher = publisher
     return publisher
@@ -88,9 +89,7 @@ class EventBatchPublished(BaseModel):
     response_model=EventPublished,
     responses=write_errors(),
 )
-async def publish(
-    data: EventPublish, _: AdminUser, publisher: Publisher, response: Response
-) -> EventPublished:
+async def publish(data: EventPublish, _: AdminUser, publisher: Publisher) -> Response:
     """Publish an event. It is stored with one delivery per subscribed, enabled webhook in one
     transaction; the deliveries are sent right after, and retried until they succeed or fail."""
     event = NewEvent(
@@ -100,9 +99,16 @@ async def publish(
         request_id=current_request_id(),
     )
     published = await publisher.publish(event, data.integration)
-    if published.replayed:
-        response.headers[REPLAYED_HEADER] = "true"
-    return EventPublished(id=published.id, deliveries=published.deliveries)
+    return _published_answer(published)
+
+
+def _published_answer(published: PublishedEvent) -> Response:
+    """The answer as `EventPublished` documents it, written directly: validating and
+    serialising the model took a tenth of the request. An event id holds only letters,
+    digits and `_`, so it needs no escaping."""
+    body = b'{"id":"%s","deliveries":%d}' % (published.id.encode(), published.deliveries)
+    headers = {REPLAYED_HEADER: "true"} if published.replayed else None
+    return Response(body, status.HTTP_202_ACCEPTED, headers, media_type="application/json")
 
 
 @router.post(

@@ -44,14 +44,16 @@ async def list_integrations(
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=service.PAGE_SIZE_MAX)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
-) -> IntegrationPage:
+) -> Response:
     """List integrations, sorted and optionally searched; follow `next_cursor` for more."""
     async with transaction(sessions) as session:
         page = await service.list_integrations(
             session, sort=sort, order=order, q=q, limit=limit, cursor=cursor
         )
-        items = [IntegrationRead.model_validate(row) for row in page.items]
-    return IntegrationPage(items=items, next_cursor=page.next_cursor, prev_cursor=page.prev_cursor)
+    # The page is read from the rows and written as JSON in one pass each, and handed over
+    # as it is: FastAPI would validate the finished model again before serialising it.
+    listed = IntegrationPage.model_validate(page, from_attributes=True)
+    return Response(listed.model_dump_json(), media_type="application/json")
 
 
 @router.post(
