@@ -547,7 +547,7 @@ def _stale_version_names_option(if_version: int | None) -> Iterator[None]:
         raise PreconditionFailed(error.detail, [FieldError("if_version", error.detail)]) from None
 
 
-def _integration_json(row: Integration) -> dict[str, Any]:
+def _integration_json(row: Integration | integrations.ListedIntegration) -> dict[str, Any]:
     return IntegrationRead.model_validate(row).model_dump(mode="json")
 
 

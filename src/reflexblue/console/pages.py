@@ -85,7 +85,9 @@ async def overview(request: Request, runtime: RuntimeDep, signed_in: ConsoleUser
     return response
 
 
-async def _load_page(session: AsyncSession, view: ListView) -> tuple[Page[Integration], ListView]:
+async def _load_page(
+    session: AsyncSession, view: ListView
+) -> tuple[Page[service.ListedIntegration], ListView]:
     try:
         page = await service.list_integrations(
             session, sort=view.sort, order=view.order, q=view.q, limit=PAGE_SIZE, cursor=view.cursor
@@ -115,7 +117,7 @@ async def _saved_name(session: AsyncSession, request: Request, view: ListView) -
     return f"Integration “{integration.name}” saved."
 
 
-def _selected_on_page(page: Page[Integration], selected: str | None) -> str | None:
+def _selected_on_page(page: Page[service.ListedIntegration], selected: str | None) -> str | None:
     return selected if any(row.id == selected for row in page.items) else None
 
 
@@ -423,5 +425,6 @@ async def _neighbour(session: AsyncSession, view: ListView, integration: Integra
             session, sort=view.sort, order=view.order, q=view.q, limit=1, cursor=cursor.encode()
         )
         if page.items:
-            return page.items[0].id
+            found: str = page.items[0].id
+            return found
     return None
