@@ -779,6 +779,9 @@ async def _webhooks_by_id(session: AsyncSession, ids: set[str]) -> dict[str, Web
 
 
 def _log_outcome(outcome: Outcome) -> None:
+    # Asked first: the fields would otherwise be gathered for every attempt, logged or not.
+    if not logger.isEnabledFor(logging.INFO):
+        return
     result = outcome.result
     logger.info(
         "delivery attempt %s",
