@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from reflexblue.core.crypto import SecretBox
 from reflexblue.core.database import (
     POSTGRES_CONNECT_TIMEOUT_SECONDS,
+    connection_transaction,
     new_id,
     transaction,
     utcnow,
@@ -284,8 +285,8 @@ class DeliveryWorker:
             await _first_of(self._slot_freed, self._doorbell, stop, within_seconds=remaining)
 
     async def _seconds_until_next_due(self) -> float:
-        async with transaction(self._runtime.sessions) as session:
-            next_due = await self._queue.next_due_at(await session.connection())
+        async with connection_transaction(self._runtime.engine) as connection:
+            next_due = await self._queue.next_due_at(connection)
         if next_due is None:
             return self._config.poll_interval_seconds
         return (next_due - utcnow()).total_seconds()
@@ -302,8 +303,7 @@ class DeliveryWorker:
         self._doorbell.clear()
         self._slot_freed.clear()
         self._freed_since_claim = 0
-        async with transaction(self._runtime.sessions) as session:
-            connection = await session.connection()
+        async with connection_transaction(self._runtime.engine) as connection:
             now = utcnow()
             picked = await self._pick_due(connection, now, wanted, news)
             if not picked:
