@@ -72,10 +72,6 @@ _CLAIMED_COLUMNS = """
     events.id, events.type, events.created_at, {event_data}, events.request_id,
     integrations.secret_sealed, integrations.previous_secret_sealed,
     integrations.previous_secret_expires_at
-    FROM deliveries
-    JOIN events ON events.id = deliveries.event_id
-    JOIN webhooks ON webhooks.id = deliveries.webhook_id
-    LEFT JOIN integrations ON integrations.id = webhooks.integration_id
 """
 
 
@@ -97,12 +93,8 @@ class QueueStatements:
 
     async def lease(
         self, connection: AsyncConnection, delivery_ids: Sequence[str], lease_until: datetime
-    ) -> None:
-        raise NotImplementedError
-
-    async def claimed(
-        self, connection: AsyncConnection, delivery_ids: Sequence[str]
     ) -> list[ClaimedRow]:
+        """Claim these deliveries until `lease_until`; what each attempt needs to be sent."""
         raise NotImplementedError
 
     async def next_due_at(self, connection: AsyncConnection) -> datetime | None:
@@ -135,6 +127,13 @@ def for_dialect(dialect_name: str) -> QueueStatements:
     raise ValueError(f"no queue statements for {dialect_name}")
 
 
+_CLAIMED_JOINS = """
+    JOIN events ON events.id = deliveries.event_id
+    JOIN webhooks ON webhooks.id = deliveries.webhook_id
+    LEFT JOIN integrations ON integrations.id = webhooks.integration_id
+"""
+
+
 # --- SQLite --------------------------------------------------------------------------------
 
 
@@ -149,6 +148,14 @@ def _sqlite_time_or_none(moment: datetime | None) -> str | None:
 
 def _from_sqlite_time(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+_SQLITE_CLAIMED = (
+    "SELECT "  # noqa: S608 - the text is all constants
+    + _CLAIMED_COLUMNS.format(event_data="events.data")
+    + " FROM deliveries"
+    + _CLAIMED_JOINS
+)
 
 
 def _placeholders(count: int) -> str:
@@ -188,18 +195,12 @@ class SqliteQueueStatements(QueueStatements):
 
     async def lease(
         self, connection: AsyncConnection, delivery_ids: Sequence[str], lease_until: datetime
-    ) -> None:
+    ) -> list[ClaimedRow]:
+        # SQLite's RETURNING may not name the tables an UPDATE joins, hence two statements.
         placeholders = _placeholders(len(delivery_ids))
         sql = f"UPDATE deliveries SET locked_until = ? WHERE id IN ({placeholders})"  # noqa: S608
         await connection.exec_driver_sql(sql, (sqlite_time(lease_until), *delivery_ids))
-
-    async def claimed(
-        self, connection: AsyncConnection, delivery_ids: Sequence[str]
-    ) -> list[ClaimedRow]:
-        sql = (
-            f"SELECT {_CLAIMED_COLUMNS.format(event_data='events.data')} "
-            f"WHERE deliveries.id IN ({_placeholders(len(delivery_ids))})"
-        )
+        sql = f"{_SQLITE_CLAIMED} WHERE deliveries.id IN ({placeholders})"
         rows = await connection.exec_driver_sql(sql, tuple(delivery_ids))
         return [_claimed_from_sqlite(row) for row in rows]
 
@@ -262,6 +263,14 @@ def _claimed_from_sqlite(row: Any) -> ClaimedRow:
 # --- PostgreSQL ----------------------------------------------------------------------------
 
 _POSTGRES_CLAIMED_COLUMNS = _CLAIMED_COLUMNS.format(event_data="events.data::text")
+# One statement where SQLite needs two: the lease written and the claim read in one round trip.
+_POSTGRES_LEASE = f"""
+    UPDATE deliveries SET locked_until = $1
+    FROM events, webhooks LEFT JOIN integrations ON integrations.id = webhooks.integration_id
+    WHERE deliveries.id = ANY($2::varchar[])
+      AND events.id = deliveries.event_id AND webhooks.id = deliveries.webhook_id
+    RETURNING {_POSTGRES_CLAIMED_COLUMNS}
+"""  # noqa: S608 - the text is all constants
 
 # SKIP LOCKED: rows another worker is claiming right now are passed over, not waited for.
 _POSTGRES_DUE = """
@@ -302,19 +311,8 @@ class PostgresQueueStatements(QueueStatements):
 
     async def lease(
         self, connection: AsyncConnection, delivery_ids: Sequence[str], lease_until: datetime
-    ) -> None:
-        await connection.exec_driver_sql(
-            "UPDATE deliveries SET locked_until = $1 WHERE id = ANY($2::varchar[])",
-            (lease_until, list(delivery_ids)),
-        )
-
-    async def claimed(
-        self, connection: AsyncConnection, delivery_ids: Sequence[str]
     ) -> list[ClaimedRow]:
-        rows = await connection.exec_driver_sql(
-            f"SELECT {_POSTGRES_CLAIMED_COLUMNS} WHERE deliveries.id = ANY($1::varchar[])",
-            (list(delivery_ids),),
-        )
+        rows = await connection.exec_driver_sql(_POSTGRES_LEASE, (lease_until, list(delivery_ids)))
         return [ClaimedRow._make(row) for row in rows]
 
     async def next_due_at(self, connection: AsyncConnection) -> datetime | None:

@@ -309,8 +309,8 @@ class DeliveryWorker:
             if not picked:
                 return []
             lease_until = now + self._lease
-            await self._queue.lease(connection, picked, lease_until)
-            return self._claims_of(await self._queue.claimed(connection, picked), lease_until, now)
+            rows = await self._queue.lease(connection, picked, lease_until)
+            return self._claims_of(rows, lease_until, now)
 
     async def _pick_due(
         self, connection: AsyncConnection, now: datetime, wanted: int, news: bool
