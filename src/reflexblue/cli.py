@@ -37,6 +37,7 @@ from reflexblue.core.errors import (
     MasterKeyError,
     PreconditionFailed,
 )
+from reflexblue.core.event_loop import EventLoopFactory, fast_event_loop_factory
 from reflexblue.core.logging import configure_logging
 from reflexblue.core.paging import Order
 from reflexblue.core.runtime import Runtime, start_runtime
@@ -200,7 +201,7 @@ def worker(
     async def run(runtime: Runtime) -> None:
         await run_worker_process(runtime, metrics_host=metrics_host, metrics_port=port)
 
-    _with_runtime(run, NO_LABELS)
+    _with_runtime(run, NO_LABELS, loop_factory=fast_event_loop_factory())
 
 
 # --- users and tokens --------------------------------------------------------------------
@@ -923,7 +924,12 @@ def _settings() -> Settings:
         _fail(f"configuration: {problems}")
 
 
-def _with_runtime(work: Callable[[Runtime], Awaitable[T]], labels: Labels) -> T:
+def _with_runtime(
+    work: Callable[[Runtime], Awaitable[T]],
+    labels: Labels,
+    *,
+    loop_factory: EventLoopFactory | None = None,
+) -> T:
     settings = _settings()
 
     async def run() -> T:
@@ -933,13 +939,20 @@ def _with_runtime(work: Callable[[Runtime], Awaitable[T]], labels: Labels) -> T:
         finally:
             await runtime.close()
 
-    return _run(run(), settings, labels)
+    return _run(run(), settings, labels, loop_factory=loop_factory)
 
 
-def _run(coroutine: Coroutine[Any, Any, T], settings: Settings, labels: Labels = NO_LABELS) -> T:
+def _run(
+    coroutine: Coroutine[Any, Any, T],
+    settings: Settings,
+    labels: Labels = NO_LABELS,
+    *,
+    loop_factory: EventLoopFactory | None = None,
+) -> T:
     """Run a command's work; what the operator can fix ends it with one line, not a traceback."""
     try:
-        return asyncio.run(coroutine)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coroutine)
     except DomainError as error:
         _fail(_describe(error, labels))
     except MasterKeyError as error:

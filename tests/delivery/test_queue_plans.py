@@ -4,26 +4,25 @@ from datetime import timedelta
 
 from reflexblue.core.database import transaction, utcnow
 from reflexblue.core.runtime import Runtime
-from reflexblue.webhooks.worker import due_deliveries
+from reflexblue.webhooks.queue_statements import postgres_due_sql, sqlite_due_sql, sqlite_time
 
 
 async def _plan(runtime: Runtime, *, retries_only: bool) -> str:
     """The database's own account of how it would run the claim query."""
-    dialect = runtime.engine.dialect.name
-    query = due_deliveries(
-        utcnow() + timedelta(hours=1), 50, retries_only=retries_only, dialect=dialect
-    )
-    compiled = query.compile(dialect=runtime.engine.dialect)
-    values = compiled.construct_params()
-    parameters = tuple(values[name] for name in compiled.positiontup or ())
-    postgresql = dialect == "postgresql"
-    explain = "EXPLAIN " if postgresql else "EXPLAIN QUERY PLAN "
+    later = utcnow() + timedelta(hours=1)
     async with transaction(runtime.sessions) as session:
         connection = await session.connection()
-        if postgresql:
+        if runtime.engine.dialect.name == "postgresql":
             # The tables of a test are nearly empty; without this, a scan is cheapest.
             await connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        rows = await connection.exec_driver_sql(explain + str(compiled), parameters)
+            rows = await connection.exec_driver_sql(
+                "EXPLAIN " + postgres_due_sql(retries_only=retries_only), (later, 50)
+            )
+        else:
+            at = sqlite_time(later)
+            rows = await connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + sqlite_due_sql(retries_only=retries_only), (at, at, 50)
+            )
         return "\n".join(str(row[-1]) for row in rows)
 
 

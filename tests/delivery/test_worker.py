@@ -206,3 +206,23 @@ async def test_each_integration_receives_events_signed_with_its_own_secret_only(
         with pytest.raises(WebhookVerificationError):
             Verifier(other).verify(request.body, request.headers)
     assert {r.headers["webhook-id"] for r in receiver.received} == {event_id}
+
+
+async def test_a_whole_batch_of_outcomes_is_written_without_waiting_out_the_interval(
+    runtime: Runtime,
+) -> None:
+    # Given an interval no test would wait out, only a full batch can get the outcomes written.
+    config = WorkerConfig(poll_interval_seconds=0.2, ack_batch_size=2, ack_interval_seconds=3600)
+    async with running_receiver() as receiver:
+        await subscribe(runtime, receiver.url)
+        async with running_worker(runtime, config):
+            first = await _publish(runtime)
+
+            async def first_arrived() -> bool:
+                return len(receiver.received) == 1
+
+            await eventually(first_arrived, "the first event arrived")
+            second = await _publish(runtime)
+
+            await eventually(lambda: _status_is(runtime, first, "succeeded"), "first recorded")
+            await eventually(lambda: _status_is(runtime, second, "succeeded"), "second recorded")

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -192,6 +193,16 @@ async def transaction(
         session = await stack.enter_async_context(sessions())
         await stack.enter_async_context(session.begin())
         yield session
+
+
+@asynccontextmanager
+async def connection_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`transaction` on a bare connection, for statements that need no ORM session: the
+    worker's claims, where the session's own bookkeeping cost more than the statements."""
+    async with AsyncExitStack() as stack:
+        if engine.dialect.name == "sqlite":
+            await stack.enter_async_context(_sqlite_writer_turn(engine))
+        yield await stack.enter_async_context(engine.begin())
 
 
 # One lock per SQLite engine: every transaction there takes SQLite's write lock (BEGIN
