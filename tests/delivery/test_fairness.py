@@ -7,11 +7,11 @@ from sqlalchemy import func, select
 
 from reflexblue.core.database import transaction
 from reflexblue.core.runtime import Runtime
-from reflexblue.webhooks.models import Delivery, DeliveryStatus
+from reflexblue.webhooks.models import Attempt, Delivery, DeliveryStatus
 from reflexblue.webhooks.publishing import publish_event
-from reflexblue.webhooks.worker import WorkerConfig
-from tests.delivery.conftest import eventually, running_worker, subscribe
-from tests.support.receiver import running_receiver
+from reflexblue.webhooks.worker import DeliveryWorker, WorkerConfig
+from tests.delivery.conftest import Subscriber, eventually, running_worker, subscribe
+from tests.support.receiver import Receiver, Responder, running_receiver
 
 BACKLOG = 600
 
@@ -99,3 +99,104 @@ async def test_a_due_retry_goes_before_the_backlog_of_first_attempts_due_earlier
             sent_before_the_retry = len(receiver.received) - 2
 
     assert sent_before_the_retry < BACKLOG // 4
+
+
+# Shares far enough apart to tell which one a webhook got.
+SHARES = WorkerConfig(poll_interval_seconds=0.2, per_webhook_in_flight=8, unproven_in_flight=2)
+SHARE_EVENTS = 20
+
+
+async def _publish_many(runtime: Runtime, integration_id: str, count: int) -> None:
+    async with transaction(runtime.sessions) as session:
+        for number in range(count):
+            await publish_event(
+                session, "webhook.test", {"n": number}, integration_id=integration_id
+            )
+
+
+async def _after_one_more_claim(
+    runtime: Runtime, worker: DeliveryWorker, quiet: Subscriber, quiet_receiver: Receiver
+) -> None:
+    """Return once the worker has claimed again after this moment: a quiet webhook's new
+    event reaches its receiver only through a claim."""
+    before = len(quiet_receiver.received)
+    await _publish_many(runtime, quiet.integration_id, 1)
+    worker.wake()
+
+    async def delivered() -> bool:
+        return len(quiet_receiver.received) > before
+
+    await eventually(delivered, "the quiet webhook got its event")
+
+
+async def _attempts_answered(runtime: Runtime, status: int) -> int:
+    async with transaction(runtime.sessions) as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Attempt).where(Attempt.response_status == status)
+        )
+    return int(count or 0)
+
+
+def _holding(release: asyncio.Event, answers: dict[int, int]) -> Responder:
+    """A receiver that answers the n-th request (from 1) with `answers[n]` at once and holds
+    every other request until `release`."""
+    arrivals = 0
+
+    async def answer(_: web.Request) -> web.StreamResponse:
+        nonlocal arrivals
+        arrivals += 1
+        status = answers.get(arrivals)
+        if status is None:
+            await release.wait()
+            status = 204
+        return web.Response(status=status)
+
+    return answer
+
+
+async def _in_flight_after(runtime: Runtime, answers: dict[int, int]) -> int:
+    """Requests the receiver got once the worker settled, given how it answers."""
+    release = asyncio.Event()
+    async with (
+        running_receiver(_holding(release, answers)) as receiver,
+        running_receiver() as quiet_receiver,
+    ):
+        subscriber = await subscribe(runtime, receiver.url, export_id="SHARED")
+        quiet = await subscribe(runtime, quiet_receiver.url, export_id="QUIET")
+        await _publish_many(runtime, subscriber.integration_id, SHARE_EVENTS)
+        async with running_worker(runtime, SHARES) as worker:
+
+            async def answered() -> bool:
+                for status in set(answers.values()):
+                    expected = list(answers.values()).count(status)
+                    if await _attempts_answered(runtime, status) != expected:
+                        return False
+                return True
+
+            await eventually(answered, "the answered attempts are recorded")
+            await _after_one_more_claim(runtime, worker, quiet, quiet_receiver)
+            got = len(receiver.received)
+            release.set()
+    return got
+
+
+async def test_a_webhook_not_yet_answered_with_success_gets_the_unproven_share(
+    runtime: Runtime,
+) -> None:
+    assert await _in_flight_after(runtime, {}) == SHARES.unproven_in_flight
+
+
+async def test_one_success_gives_a_webhook_its_full_share(runtime: Runtime) -> None:
+    got = await _in_flight_after(runtime, {1: 204})
+
+    assert got == 1 + SHARES.per_webhook_in_flight
+
+
+async def test_a_failure_after_a_success_takes_the_webhook_back_to_the_unproven_share(
+    runtime: Runtime,
+) -> None:
+    # The first answer proves the webhook and lets a full share out at once; the third request
+    # fails, and its retry (due at once) would take the freed slot if the share stayed full.
+    got = await _in_flight_after(runtime, {1: 204, 3: 500})
+
+    assert got == 1 + SHARES.per_webhook_in_flight

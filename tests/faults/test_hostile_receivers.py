@@ -31,7 +31,8 @@ from tests.support.receiver import running_receiver
 # Long enough that the hanging attempts are surely still under way when the healthy webhooks
 # are done; the hostile attempts end after it.
 DELIVERY_TIMEOUT_SECONDS = 8.0
-SHARE_OF_ONE_WEBHOOK = WorkerConfig().per_webhook_in_flight
+# A hostile webhook never answers with success, so it keeps the share of an unproven one.
+SHARE_OF_ONE_WEBHOOK = WorkerConfig().unproven_in_flight
 # More deliveries to the hanging receiver than one webhook may have in flight at once.
 HOSTILE_DELIVERIES = {
     Behaviour.HANG: SHARE_OF_ONE_WEBHOOK + 4,

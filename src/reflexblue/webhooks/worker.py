@@ -72,6 +72,9 @@ DATABASE_BACKOFF_MAX_SECONDS = 5.0
 RETRIES_TRACKED_MAX = 100_000
 # Integrations whose opened signing secrets a worker keeps.
 SIGNING_SECRETS_KEPT = 10_000
+# Webhooks a worker remembers as proven (see WorkerConfig); beyond this it starts afresh and
+# each webhook proves itself again with one success.
+PROVEN_WEBHOOKS_KEPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,10 @@ class WorkerConfig:
     batch_size: int = 50
     max_in_flight: int = 64
     per_webhook_in_flight: int = 16
+    # The share of a webhook not proven: one this worker has not yet seen answer with success,
+    # or saw fail since. A receiver that hangs or trickles then holds this many slots for the
+    # whole timeout rather than a full share; one success gives the webhook its full share.
+    unproven_in_flight: int = 4
     poll_interval_seconds: float = 1.0
     ack_batch_size: int = 50
     # At most this long an outcome waits for others to share its write (see _record_outcomes).
@@ -149,6 +156,8 @@ class DeliveryWorker:
         self._due_left = False
         # Webhooks this worker saw fail and not yet succeed since.
         self._failing: set[str] = set()
+        # Webhooks whose latest attempt by this worker succeeded: they get the full share.
+        self._proven: set[str] = set()
         # Cleared while outcomes cannot be written (a database away, a full disk). Claiming
         # more then would only pile up results that cannot be recorded, and send each of them
         # again once its lease ran out.
@@ -234,10 +243,26 @@ class DeliveryWorker:
             "webhook-signature": sign(claim.secrets, claim.event_id, timestamp, claim.body),
         }
         result = await sender.send(claim.url, headers, claim.body)
+        # Before the slot frees, so that the claim it lets in already sees the webhook's share.
+        self._note_proof(claim.webhook_id, result.succeeded)
         self._outcomes.put_nowait(Outcome(claim, attempted_at, result))
         # Less one: the recorder holds the first outcome of the batch it waits to fill.
         if self._outcomes.qsize() >= self._config.ack_batch_size - 1:
             self._outcomes_batched.set()
+
+    def _note_proof(self, webhook_id: str, succeeded: bool) -> None:
+        if not succeeded:
+            self._proven.discard(webhook_id)
+            return
+        if len(self._proven) >= PROVEN_WEBHOOKS_KEPT:
+            self._proven.clear()
+        self._proven.add(webhook_id)
+
+    def _share_of(self, webhook_id: str) -> int:
+        """How many attempts to this webhook may be in flight at once."""
+        if webhook_id in self._proven:
+            return self._config.per_webhook_in_flight
+        return min(self._config.unproven_in_flight, self._config.per_webhook_in_flight)
 
     def _free_slots(self) -> int:
         return self._config.max_in_flight - len(self._flight.tasks)
@@ -344,7 +369,7 @@ class DeliveryWorker:
         self._due_left = len(candidates) > len(first_look)
         if len(first_look) == wanted or len(rows) < window or not self._may_look_past(news):
             return picked
-        busy = [w for w, n in in_flight.items() if n >= self._config.per_webhook_in_flight]
+        busy = [w for w, n in in_flight.items() if n >= self._share_of(w)]
         wanted -= len(first_look)
         more = await self._queue.due(connection, now, wanted * 4, skipping=busy)
         taken.update(picked)
@@ -375,7 +400,7 @@ class DeliveryWorker:
         """Candidates in order, counting each pick into `in_flight`, skipping full webhooks."""
         picked: list[str] = []
         for delivery_id, webhook_id in candidates:
-            if in_flight[webhook_id] >= self._config.per_webhook_in_flight:
+            if in_flight[webhook_id] >= self._share_of(webhook_id):
                 continue
             in_flight[webhook_id] += 1
             picked.append(delivery_id)
