@@ -4,9 +4,11 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from reflexblue.accounts.models import Role
 from reflexblue.accounts.schemas import UserCreate
@@ -133,3 +135,16 @@ async def visitor(runtime: Runtime, settings: Settings) -> AsyncIterator[httpx.A
 async def admin_client(client: httpx.AsyncClient, admin: ApiUser) -> httpx.AsyncClient:
     client.headers.update(admin.headers)
     return client
+
+
+@pytest.fixture
+def statements(runtime: Runtime) -> Iterator[list[str]]:
+    """The SQL statements the application sends from now on."""
+    sent: list[str] = []
+
+    def note(*arguments: Any) -> None:
+        sent.append(arguments[2])
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", note)
+    yield sent
+    event.remove(runtime.engine.sync_engine, "before_cursor_execute", note)

@@ -1,12 +1,9 @@
 """Management API tokens verified a moment ago are answered from this process's cache, and
 never after this process has revoked them or changed or deleted their user."""
 
-from collections.abc import Iterator
-from typing import Any
-
 import httpx
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from reflexblue.accounts.models import User, UserToken
 from reflexblue.accounts.service import (
@@ -19,28 +16,8 @@ from reflexblue.audit.service import CLI_ACTOR
 from reflexblue.core.database import transaction, utcnow
 from reflexblue.core.runtime import Runtime
 from tests.conftest import ApiUser
+from tests.support.clock import Clock
 from tests.support.management import INTEGRATIONS_PATH, integration_body
-
-
-@pytest.fixture
-def statements(runtime: Runtime) -> Iterator[list[str]]:
-    """The SQL statements the application sends from now on."""
-    sent: list[str] = []
-
-    def note(*arguments: Any) -> None:
-        sent.append(arguments[2])
-
-    event.listen(runtime.engine.sync_engine, "before_cursor_execute", note)
-    yield sent
-    event.remove(runtime.engine.sync_engine, "before_cursor_execute", note)
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

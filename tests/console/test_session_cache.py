@@ -1,12 +1,9 @@
 """Console sessions found alive a moment ago are answered from this process's cache, and
 never after this process ended them or changed or deleted their user."""
 
-from collections.abc import Iterator
-from typing import Any
-
 import httpx
 import pytest
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 
 from reflexblue.accounts.models import ConsoleSession, User
 from reflexblue.accounts.sessions import SESSION_TRUST_SECONDS, live_sessions
@@ -15,27 +12,7 @@ from reflexblue.core.database import transaction
 from reflexblue.core.runtime import Runtime
 from tests.conftest import ApiUser
 from tests.console.conftest import OVERVIEW, page_token, use_session_cookie
-
-
-@pytest.fixture
-def statements(runtime: Runtime) -> Iterator[list[str]]:
-    """The SQL statements the application sends from now on."""
-    sent: list[str] = []
-
-    def note(*arguments: Any) -> None:
-        sent.append(arguments[2])
-
-    event.listen(runtime.engine.sync_engine, "before_cursor_execute", note)
-    yield sent
-    event.remove(runtime.engine.sync_engine, "before_cursor_execute", note)
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 async def test_a_session_found_a_moment_ago_is_not_looked_up_again(

@@ -1,14 +1,7 @@
 """The cache of verified credentials: kept for its time, forgotten with what it rests on."""
 
 from reflexblue.core.credential_cache import CredentialCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def test_a_value_is_kept_until_its_time_is_up() -> None:
