@@ -153,8 +153,9 @@ async def revoke_token(session: AsyncSession, token_id: str, actor: Actor) -> Us
 
 
 async def user_of_token(sessions: async_sessionmaker[AsyncSession], token: str) -> User:
-    """The user a bearer token belongs to, as `authenticate_token` finds it; a token verified
-    in the last few seconds is taken from this process's cache, without a transaction."""
+    """The user a bearer token belongs to, looked up by the token's hash (so timing says nothing
+    of it); a token verified in the last few seconds is taken from this process's cache,
+    without a transaction."""
     _check_token_form(token)
     token_hash = hash_token(token)
     known = verified_tokens.get(token_hash)
@@ -167,12 +168,6 @@ async def user_of_token(sessions: async_sessionmaker[AsyncSession], token: str) 
     # last_used_at may lag by the cache's time as well.
     verified_tokens.put(token_hash, user, generation, depends_on=[user.id])
     return user
-
-
-async def authenticate_token(session: AsyncSession, token: str) -> User:
-    """The user a bearer token belongs to. Lookup is by hash, so timing says nothing of it."""
-    _check_token_form(token)
-    return await _user_of_token_hash(session, hash_token(token))
 
 
 def _check_token_form(token: str) -> None:

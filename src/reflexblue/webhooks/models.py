@@ -7,14 +7,11 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    and_,
-    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -126,14 +123,6 @@ class Delivery(Base):
             sqlite_where=text(RETRY_LANE),
             postgresql_where=text(RETRY_LANE),
         ),
-    )
-
-
-def retries_due_lane() -> ColumnElement[bool]:
-    """RETRY_LANE as an expression of the deliveries table, for queries that join others."""
-    return and_(
-        Delivery.status == literal_column(f"'{DeliveryStatus.PENDING.value}'"),
-        Delivery.attempt_count > literal_column("0"),
     )
 
 
