@@ -101,8 +101,18 @@ async def test_a_due_retry_goes_before_the_backlog_of_first_attempts_due_earlier
     assert sent_before_the_retry < BACKLOG // 4
 
 
-# Shares far enough apart to tell which one a webhook got.
-SHARES = WorkerConfig(poll_interval_seconds=0.2, per_webhook_in_flight=8, unproven_in_flight=2)
+# Shares far enough apart to tell which one a webhook got; no slots lent (see LENDING).
+SHARES = WorkerConfig(
+    poll_interval_seconds=0.2, per_webhook_in_flight=8, unproven_in_flight=2, alone_in_flight=8
+)
+# Of 16 slots, 12 may be lent to a lone webhook and 4 stay free.
+LENDING = WorkerConfig(
+    poll_interval_seconds=0.2,
+    max_in_flight=16,
+    per_webhook_in_flight=4,
+    unproven_in_flight=2,
+    alone_in_flight=12,
+)
 SHARE_EVENTS = 20
 
 
@@ -154,8 +164,11 @@ def _holding(release: asyncio.Event, answers: dict[int, int]) -> Responder:
     return answer
 
 
-async def _in_flight_after(runtime: Runtime, answers: dict[int, int]) -> int:
-    """Requests the receiver got once the worker settled, given how it answers."""
+async def _in_flight_after(
+    runtime: Runtime, answers: dict[int, int], config: WorkerConfig = SHARES
+) -> int:
+    """Requests the receiver got once the worker settled, given how it answers. Settled means
+    that a quiet webhook's new event has since gone out, past whatever the first one holds."""
     release = asyncio.Event()
     async with (
         running_receiver(_holding(release, answers)) as receiver,
@@ -164,7 +177,7 @@ async def _in_flight_after(runtime: Runtime, answers: dict[int, int]) -> int:
         subscriber = await subscribe(runtime, receiver.url, export_id="SHARED")
         quiet = await subscribe(runtime, quiet_receiver.url, export_id="QUIET")
         await _publish_many(runtime, subscriber.integration_id, SHARE_EVENTS)
-        async with running_worker(runtime, SHARES) as worker:
+        async with running_worker(runtime, config) as worker:
 
             async def answered() -> bool:
                 for status in set(answers.values()):
@@ -200,3 +213,16 @@ async def test_a_failure_after_a_success_takes_the_webhook_back_to_the_unproven_
     got = await _in_flight_after(runtime, {1: 204, 3: 500})
 
     assert got == 1 + SHARES.per_webhook_in_flight
+
+
+async def test_a_lone_proven_webhook_borrows_the_idle_slots_but_those_kept_free(
+    runtime: Runtime,
+) -> None:
+    # Its twelve held attempts leave four slots, which the quiet webhook's event then takes.
+    got = await _in_flight_after(runtime, {1: 204}, LENDING)
+
+    assert got == 1 + LENDING.alone_in_flight
+
+
+async def test_a_lone_webhook_not_proven_borrows_nothing(runtime: Runtime) -> None:
+    assert await _in_flight_after(runtime, {}, LENDING) == LENDING.unproven_in_flight

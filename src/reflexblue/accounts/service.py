@@ -7,13 +7,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from reflexblue.accounts.models import Role, User, UserToken
 from reflexblue.accounts.passwords import hash_password, needs_rehash, verify_password
 from reflexblue.accounts.schemas import UserCreate
 from reflexblue.audit.service import Actor, record
-from reflexblue.core.credential_cache import CredentialCache, changed
+from reflexblue.core.credential_cache import CredentialCache, Watched
 from reflexblue.core.crypto import hash_token, new_token
 from reflexblue.core.database import serialise_first_start, transaction, utcnow
 from reflexblue.core.errors import Conflict, FieldError, NotFound, Unauthenticated
@@ -196,24 +195,10 @@ async def _user_of_token_hash(session: AsyncSession, token_hash: str) -> User:
     return user
 
 
-def _stale_token_names(session: Session) -> set[str]:
-    """What a flush changed that a cached token depends on: a token revoked or deleted (by its
-    hash), a user deleted or given another role or name (by its id)."""
-    names: set[str] = set()
-    for instance in session.deleted:
-        if isinstance(instance, UserToken):
-            names.add(instance.token_hash)
-        elif isinstance(instance, User):
-            names.add(instance.id)
-    for instance in session.dirty:
-        if isinstance(instance, UserToken) and changed(instance, _TOKEN_TRUST_FIELDS):
-            names.add(instance.token_hash)
-        elif isinstance(instance, User) and changed(instance, _USER_TRUST_FIELDS):
-            names.add(instance.id)
-    return names
-
-
-# What a cached token's verdict rests on; last_used_at, written on use, is not among them.
-_TOKEN_TRUST_FIELDS = ("revoked_at", "user_id", "token_hash")
-_USER_TRUST_FIELDS = ("role", "username")
-verified_tokens.forget_on_change(_stale_token_names)
+# What a cached credential's verdict rests on: its user's role and name, and a token's
+# revocation and owner; last_used_at, written on use, is not among them.
+WATCHED_USERS = Watched(User, "id", trusted=("role", "username"))
+verified_tokens.forget_on_change(
+    Watched(UserToken, "token_hash", trusted=("revoked_at", "user_id", "token_hash")),
+    WATCHED_USERS,
+)

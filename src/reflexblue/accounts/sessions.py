@@ -16,12 +16,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from reflexblue.accounts.models import ConsoleSession, User
 from reflexblue.accounts.passwords import PasswordChecks, hash_password, needs_rehash
-from reflexblue.accounts.service import WRONG_CREDENTIALS, authenticate_password, user_named
-from reflexblue.core.credential_cache import CredentialCache, changed
+from reflexblue.accounts.service import (
+    WATCHED_USERS,
+    WRONG_CREDENTIALS,
+    authenticate_password,
+    user_named,
+)
+from reflexblue.core.credential_cache import CredentialCache, Watched
 from reflexblue.core.crypto import hash_token, new_token
 from reflexblue.core.database import transaction, utcnow
 from reflexblue.core.errors import DomainError, Unauthenticated
@@ -200,23 +204,8 @@ async def prune_expired_sessions(session: AsyncSession) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _stale_session_names(session: Session) -> set[str]:
-    """What a flush changed that a cached session depends on: a session deleted (by its
-    hash), a user deleted or given another role or name (by its id)."""
-    names: set[str] = set()
-    for instance in session.deleted:
-        if isinstance(instance, ConsoleSession):
-            names.add(instance.token_hash)
-        elif isinstance(instance, User):
-            names.add(instance.id)
-    for instance in session.dirty:
-        if isinstance(instance, User) and changed(instance, _USER_TRUST_FIELDS):
-            names.add(instance.id)
-    return names
-
-
-_USER_TRUST_FIELDS = ("role", "username")
-live_sessions.forget_on_change(_stale_session_names)
+# A cached session is forgotten when it is deleted, or its user deleted or given another role.
+live_sessions.forget_on_change(Watched(ConsoleSession, "token_hash"), WATCHED_USERS)
 
 
 @dataclass

@@ -80,12 +80,13 @@ class CredentialCache(Generic[T]):
         self.forget(names)
         session.info.setdefault(self._pending_key, set()).update(names)
 
-    def forget_on_change(self, stale_names: "StaleNames") -> None:
+    def forget_on_change(self, *watched: "Watched") -> None:
         """Have every ORM session of this process tell this cache, at each flush, what the
-        flush changed that the cache must forget (as `forget_in` does)."""
+        flush changed among the watched rows, which the cache then forgets (as `forget_in`
+        does)."""
 
         def flushed(session: Session, _context: object) -> None:
-            names = stale_names(session)
+            names = _stale_names(session, watched)
             if names:
                 self.forget_in(session, names)
 
@@ -106,11 +107,29 @@ class CredentialCache(Generic[T]):
         return f"reflexblue.credential_cache.{id(self)}"
 
 
-# What a flushed session changed that a cache must forget: names as `forget` takes them.
-StaleNames = Callable[[Session], set[str]]
+@dataclass(frozen=True)
+class Watched:
+    """Rows a cached entry rests on: deleting one, or changing one of its `trusted` columns,
+    forgets the entries depending on the name in its `name` column."""
+
+    model: type[object]
+    name: str
+    trusted: tuple[str, ...] = ()
 
 
-def changed(instance: object, attributes: Iterable[str]) -> bool:
+def _stale_names(session: Session, watched: Iterable[Watched]) -> set[str]:
+    names: set[str] = set()
+    for each in watched:
+        for instance in session.deleted:
+            if isinstance(instance, each.model):
+                names.add(getattr(instance, each.name))
+        for instance in session.dirty:
+            if isinstance(instance, each.model) and _changed(instance, each.trusted):
+                names.add(getattr(instance, each.name))
+    return names
+
+
+def _changed(instance: object, attributes: Iterable[str]) -> bool:
     """Whether a flushed instance's unit of work changed any of these attributes."""
     state = inspect(instance)
     return any(state.attrs[name].history.has_changes() for name in attributes)

@@ -235,11 +235,30 @@ async def rotate_secret(
 def signing_secrets(box: SecretBox, integration: Integration, now: datetime) -> list[str]:
     """The secrets a webhook request is signed with now: the current one, and the previous
     one while its grace period lasts."""
-    secrets = [box.open(integration.secret_sealed, _secret_context(integration.id)).decode()]
-    previous = _previous_secret(box, integration, now)
-    if previous is not None:
-        secrets.append(previous)
+    previous = previous_in_grace(
+        integration.previous_secret_sealed, integration.previous_secret_expires_at, now
+    )
+    return open_signing_secrets(box, integration.id, integration.secret_sealed, previous)
+
+
+def open_signing_secrets(
+    box: SecretBox, integration_id: str, sealed: bytes, previous_sealed: bytes | None
+) -> list[str]:
+    """`signing_secrets` from the sealed columns, the previous one already checked with
+    `previous_in_grace`."""
+    secrets = [box.open(sealed, _secret_context(integration_id)).decode()]
+    if previous_sealed is not None:
+        secrets.append(box.open(previous_sealed, _secret_context(integration_id)).decode())
     return secrets
+
+
+def previous_in_grace(
+    sealed: bytes | None, expires_at: datetime | None, now: datetime
+) -> bytes | None:
+    """The sealed previous secret while its grace period lasts, else None."""
+    if sealed is None or expires_at is None or expires_at <= now:
+        return None
+    return sealed
 
 
 def _secret_read(box: SecretBox, integration: Integration, now: datetime) -> SecretRead:
@@ -252,8 +271,10 @@ def _secret_read(box: SecretBox, integration: Integration, now: datetime) -> Sec
 
 
 def _previous_secret(box: SecretBox, integration: Integration, now: datetime) -> str | None:
-    sealed, expires_at = integration.previous_secret_sealed, integration.previous_secret_expires_at
-    if sealed is None or expires_at is None or expires_at <= now:
+    sealed = previous_in_grace(
+        integration.previous_secret_sealed, integration.previous_secret_expires_at, now
+    )
+    if sealed is None:
         return None
     return box.open(sealed, _secret_context(integration.id)).decode()
 

@@ -33,8 +33,7 @@ from reflexblue.core.database import (
     utcnow,
 )
 from reflexblue.core.runtime import Runtime
-from reflexblue.integrations.models import Integration
-from reflexblue.integrations.service import signing_secrets
+from reflexblue.integrations.service import open_signing_secrets, previous_in_grace
 from reflexblue.operations.metrics import observe_attempt
 from reflexblue.webhooks.models import Delivery, DeliveryStatus, Webhook
 from reflexblue.webhooks.operator import (
@@ -86,6 +85,10 @@ class WorkerConfig:
     # or saw fail since. A receiver that hangs or trickles then holds this many slots for the
     # whole timeout rather than a full share; one success gives the webhook its full share.
     unproven_in_flight: int = 4
+    # The share of a proven webhook while no other webhook has deliveries due: the idle slots
+    # are lent to its backlog, all but the max_in_flight less this, which stay free so that a
+    # newcomer's delivery goes out at once. Several such webhooks split it.
+    alone_in_flight: int = 48
     poll_interval_seconds: float = 1.0
     ack_batch_size: int = 50
     # At most this long an outcome waits for others to share its write (see _record_outcomes).
@@ -158,6 +161,10 @@ class DeliveryWorker:
         self._failing: set[str] = set()
         # Webhooks whose latest attempt by this worker succeeded: they get the full share.
         self._proven: set[str] = set()
+        # Shares above the full one, lent to proven webhooks with a backlog while nobody else
+        # has deliveries due; taken back on news, or after a poll interval to look again.
+        self._lent: dict[str, int] = {}
+        self._lent_until = 0.0
         # Cleared while outcomes cannot be written (a database away, a full disk). Claiming
         # more then would only pile up results that cannot be recorded, and send each of them
         # again once its lease ran out.
@@ -261,7 +268,7 @@ class DeliveryWorker:
     def _share_of(self, webhook_id: str) -> int:
         """How many attempts to this webhook may be in flight at once."""
         if webhook_id in self._proven:
-            return self._config.per_webhook_in_flight
+            return self._lent.get(webhook_id, self._config.per_webhook_in_flight)
         return min(self._config.unproven_in_flight, self._config.per_webhook_in_flight)
 
     def _free_slots(self) -> int:
@@ -298,7 +305,9 @@ class DeliveryWorker:
 
         Enough is a quarter of the slots, or of a webhook's share when the last claim left
         deliveries behind for want of it; news or the time limit end the wait sooner."""
-        share = self._config.per_webhook_in_flight if self._due_left else self._config.max_in_flight
+        share = self._config.max_in_flight
+        if self._due_left:
+            share = max(self._lent.values(), default=self._config.per_webhook_in_flight)
         enough = max(1, share // 4)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.claim_gather_seconds
@@ -348,7 +357,10 @@ class DeliveryWorker:
         When the oldest ones all belong to webhooks already at their share (one webhook with a
         big backlog), a second look skips those webhooks so that the others are not starved.
         That look scans past the backlog, so it is made after news or once per poll interval.
+        When neither look finds anybody else's delivery, the idle slots are lent.
         """
+        if news or time.monotonic() >= self._lent_until:
+            self._lent.clear()
         in_flight = Counter(self._flight.per_webhook)
         picked: list[str] = []
         if self._retries_may_be_due(now):
@@ -367,14 +379,40 @@ class DeliveryWorker:
         first_look = self._pick_fairly(candidates, wanted, in_flight)
         picked += first_look
         self._due_left = len(candidates) > len(first_look)
-        if len(first_look) == wanted or len(rows) < window or not self._may_look_past(news):
+        if len(first_look) == wanted:
             return picked
-        busy = [w for w, n in in_flight.items() if n >= self._share_of(w)]
         wanted -= len(first_look)
-        more = await self._queue.due(connection, now, wanted * 4, skipping=busy)
+        if len(rows) == window:  # more may be due beyond the window
+            if not self._may_look_past(news):
+                return picked
+            busy = [w for w, n in in_flight.items() if n >= self._share_of(w)]
+            more = await self._queue.due(connection, now, wanted * 4, skipping=busy)
+            taken.update(picked)
+            more = [row for row in more if row.delivery_id not in taken]
+            if more:
+                return picked + self._pick_fairly(more, wanted, in_flight)
         taken.update(picked)
-        more = [row for row in more if row.delivery_id not in taken]
-        return picked + self._pick_fairly(more, wanted, in_flight)
+        left = [row for row in candidates if row.delivery_id not in taken]
+        lent = self._lend_idle_slots(left, wanted, in_flight)
+        self._due_left = len(left) > len(lent)
+        return picked + lent
+
+    def _lend_idle_slots(
+        self, backlog: list[DueDelivery], wanted: int, in_flight: Counter[str]
+    ) -> list[str]:
+        """Picks from the backlog of webhooks at their share, when nobody else has a delivery
+        due: the proven ones among them split `alone_in_flight` while that is more than a
+        full share. A webhook not proven borrows nothing, since it may hold what it gets for
+        the whole timeout."""
+        backlogged = {row.webhook_id for row in backlog if row.webhook_id in self._proven}
+        if not backlogged:
+            return []
+        share = self._config.alone_in_flight // len(backlogged)
+        if share <= self._config.per_webhook_in_flight:
+            return []
+        self._lent = dict.fromkeys(backlogged, share)
+        self._lent_until = time.monotonic() + self._config.poll_interval_seconds
+        return self._pick_fairly(backlog, wanted, in_flight)
 
     def _retries_may_be_due(self, now: datetime) -> bool:
         due = False
@@ -670,20 +708,15 @@ class _SigningSecrets:
     def of(self, row: ClaimedRow, now: datetime) -> list[str]:
         assert row.integration_id is not None
         assert row.secret_sealed is not None
-        previous = row.previous_secret_sealed
-        expires_at = row.previous_secret_expires_at
-        if previous is not None and (expires_at is None or expires_at <= now):
-            previous = None  # its grace period is over
+        previous = previous_in_grace(
+            row.previous_secret_sealed, row.previous_secret_expires_at, now
+        )
         key = (row.integration_id, row.secret_sealed, previous)
         secrets = self._opened.get(key)
         if secrets is None:
-            integration = Integration(
-                id=row.integration_id,
-                secret_sealed=row.secret_sealed,
-                previous_secret_sealed=previous,
-                previous_secret_expires_at=expires_at,
+            secrets = open_signing_secrets(
+                self._box, row.integration_id, row.secret_sealed, previous
             )
-            secrets = signing_secrets(self._box, integration, now)
             if len(self._opened) >= SIGNING_SECRETS_KEPT:
                 self._opened.clear()
             self._opened[key] = secrets
