@@ -1,8 +1,9 @@
 import asyncio
+import json
 
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import literal_column, select, update
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -10,7 +11,7 @@ from reflexblue.audit.service import CLI_ACTOR
 from reflexblue.core.database import transaction
 from reflexblue.core.runtime import Runtime
 from reflexblue.integrations.service import reveal_secret, rotate_secret
-from reflexblue.webhooks.models import Attempt, Delivery, Webhook
+from reflexblue.webhooks.models import Attempt, Delivery, Event, Webhook
 from reflexblue.webhooks.publishing import publish_event
 from reflexblue.webhooks.worker import WorkerConfig
 from tests.delivery.conftest import eventually, running_worker, subscribe
@@ -226,3 +227,36 @@ async def test_a_whole_batch_of_outcomes_is_written_without_waiting_out_the_inte
 
             await eventually(lambda: _status_is(runtime, first, "succeeded"), "first recorded")
             await eventually(lambda: _status_is(runtime, second, "succeeded"), "second recorded")
+
+
+async def test_the_body_is_compact_json_carrying_the_data_as_published(runtime: Runtime) -> None:
+    data: dict[str, object] = {"name": "Zoë ✓", "items": [1, 2.5, None], "nested": {"ok": True}}
+    async with running_receiver() as receiver:
+        await subscribe(runtime, receiver.url)
+        async with running_worker(runtime):
+            event_id = await _publish(runtime, data)
+            await eventually(lambda: _status_is(runtime, event_id, "succeeded"), "delivered")
+
+    body = receiver.received[0].body
+    assert json.loads(body)["data"] == data
+    assert b" " not in body.replace("Zoë ✓".encode(), b"")  # no padding between tokens
+    assert "Zoë ✓".encode() in body  # characters as themselves, not escaped
+
+
+async def test_data_stored_in_another_json_style_is_still_delivered_as_valid_json(
+    runtime: Runtime,
+) -> None:
+    # Events written before JSON columns were stored compact hold spaced, escaped text.
+    async with running_receiver() as receiver:
+        await subscribe(runtime, receiver.url)
+        event_id = await _publish(runtime, {"placeholder": 0})
+        async with transaction(runtime.sessions) as session:
+            await session.execute(
+                update(Event)
+                .where(Event.id == event_id)
+                .values(data=literal_column(f"'{json.dumps({'é': [1, 2]})}'"))
+            )
+        async with running_worker(runtime):
+            await eventually(lambda: _status_is(runtime, event_id, "succeeded"), "delivered")
+
+    assert json.loads(receiver.received[0].body)["data"] == {"é": [1, 2]}

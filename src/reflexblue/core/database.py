@@ -2,6 +2,7 @@
 
 import asyncio
 import enum
+import json
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator
@@ -74,11 +75,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{ULID()}"
 
 
+def compact_json(value: Any) -> str:
+    """How JSON columns are written: no spaces, characters as themselves. The worker puts an
+    event's data into each request body as it is stored (webhooks.worker.request_body)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = make_url(url).database or ":memory:"
         connector = inline_connector(path, SQLITE_BUSY_TIMEOUT_MILLISECONDS / 1000)
-        engine = create_async_engine(url, async_creator=connector)
+        engine = create_async_engine(url, async_creator=connector, json_serializer=compact_json)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_sqlite_immediately)
         return engine
@@ -93,7 +100,12 @@ def _postgres_engine(url: str) -> AsyncEngine:
     # network) holds that request until TCP gives up. asyncpg's command_timeout would bound
     # it, but one figure for every statement would also cut off long migrations and prunes.
     return create_async_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=options
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args=options,
+        json_serializer=compact_json,
     )
 
 
