@@ -15,6 +15,8 @@ DEFAULT_TOP = 15
 PRODUCT_PACKAGE = "reflexblue"
 THREAD_START = "Thread._bootstrap (threading.py"
 EVENT_LOOP_CALLBACK = "Handle._run (asyncio/events.py"
+# uvloop runs its callbacks from C, so its stacks go straight from the runner to the coroutine.
+EVENT_LOOP_RUNNER = "Runner.run (asyncio/runners.py"
 
 
 def read_stacks(path: Path) -> Counter[tuple[str, ...]]:
@@ -61,10 +63,12 @@ def summarise(stacks: Counter[tuple[str, ...]], top: int) -> str:
 def _since_event_loop(stack: tuple[str, ...]) -> tuple[str, ...]:
     """The part of a stack a callback of the event loop runs; nothing for a stack that is not
     running one (waiting in the selector). The frames above the callback (the command line,
-    `asyncio.run`) are on every stack and say nothing."""
-    for depth in range(len(stack) - 1, -1, -1):
-        if stack[depth].startswith(EVENT_LOOP_CALLBACK):
-            return stack[depth + 1 :]
+    `asyncio.run`) are on every stack and say nothing. On uvloop, whose callbacks are not
+    Python frames, the part below the runner is taken instead."""
+    for marker in (EVENT_LOOP_CALLBACK, EVENT_LOOP_RUNNER):
+        for depth in range(len(stack) - 1, -1, -1):
+            if stack[depth].startswith(marker):
+                return stack[depth + 1 :]
     return ()
 
 
