@@ -1,19 +1,33 @@
 """One webhook's backlog does not starve the others."""
 
 import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
 from reflexblue.core.database import transaction
 from reflexblue.core.runtime import Runtime
+from reflexblue.core.settings import Settings
 from reflexblue.webhooks.models import Attempt, Delivery, DeliveryStatus
 from reflexblue.webhooks.publishing import publish_event
 from reflexblue.webhooks.worker import DeliveryWorker, WorkerConfig
 from tests.delivery.conftest import Subscriber, eventually, running_worker, subscribe
 from tests.support.receiver import Receiver, Responder, running_receiver
+from tests.support.settings import loopback_delivery_settings
 
 BACKLOG = 600
+# Long enough that no held request times out while a test settles; an answer counts as
+# prompt within half of it.
+DELIVERY_TIMEOUT_SECONDS = 6.0
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    loopback = loopback_delivery_settings(database_url, tmp_path)
+    return loopback.model_copy(update={"delivery_timeout": DELIVERY_TIMEOUT_SECONDS})
 
 
 async def _pending_for(runtime: Runtime, webhook_id: str) -> int:
@@ -139,33 +153,53 @@ async def _after_one_more_claim(
     await eventually(delivered, "the quiet webhook got its event")
 
 
-async def _attempts_answered(runtime: Runtime, status: int) -> int:
+async def _leased(runtime: Runtime, webhook_id: str) -> int:
+    """A webhook's deliveries claimed by a worker and not yet settled."""
     async with transaction(runtime.sessions) as session:
         count = await session.scalar(
-            select(func.count()).select_from(Attempt).where(Attempt.response_status == status)
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.webhook_id == webhook_id, Delivery.locked_until.is_not(None))
         )
     return int(count or 0)
 
 
-def _holding(release: asyncio.Event, answers: dict[int, int]) -> Responder:
-    """A receiver that answers the n-th request (from 1) with `answers[n]` at once and holds
-    every other request until `release`."""
+async def _attempts_recorded(runtime: Runtime) -> int:
+    async with transaction(runtime.sessions) as session:
+        count = await session.scalar(select(func.count()).select_from(Attempt))
+    return int(count or 0)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None  # None: the connection is dropped without an answer
+    after_seconds: float = 0.0
+
+
+def _holding(release: asyncio.Event, answers: dict[int, Answer]) -> Responder:
+    """A receiver that answers the n-th request (from 1) as `answers[n]` says and holds every
+    other request until `release`."""
     arrivals = 0
 
-    async def answer(_: web.Request) -> web.StreamResponse:
+    async def answer(request: web.Request) -> web.StreamResponse:
         nonlocal arrivals
         arrivals += 1
-        status = answers.get(arrivals)
-        if status is None:
+        planned = answers.get(arrivals)
+        if planned is None:
             await release.wait()
-            status = 204
-        return web.Response(status=status)
+            return web.Response(status=204)
+        await asyncio.sleep(planned.after_seconds)
+        if planned.status is None:
+            assert request.transport is not None
+            request.transport.abort()
+            raise ConnectionResetError("dropped on purpose")
+        return web.Response(status=planned.status)
 
     return answer
 
 
 async def _in_flight_after(
-    runtime: Runtime, answers: dict[int, int], config: WorkerConfig = SHARES
+    runtime: Runtime, answers: dict[int, Answer], config: WorkerConfig = SHARES
 ) -> int:
     """Requests the receiver got once the worker settled, given how it answers. Settled means
     that a quiet webhook's new event has since gone out, past whatever the first one holds."""
@@ -180,11 +214,7 @@ async def _in_flight_after(
         async with running_worker(runtime, config) as worker:
 
             async def answered() -> bool:
-                for status in set(answers.values()):
-                    expected = list(answers.values()).count(status)
-                    if await _attempts_answered(runtime, status) != expected:
-                        return False
-                return True
+                return await _attempts_recorded(runtime) == len(answers)
 
             await eventually(answered, "the answered attempts are recorded")
             await _after_one_more_claim(runtime, worker, quiet, quiet_receiver)
@@ -193,36 +223,131 @@ async def _in_flight_after(
     return got
 
 
-async def test_a_webhook_not_yet_answered_with_success_gets_the_unproven_share(
-    runtime: Runtime,
-) -> None:
+OK = Answer(204)
+ERROR = Answer(500)
+NO_ANSWER = Answer(None)
+
+
+async def test_a_webhook_not_yet_answered_gets_the_unproven_share(runtime: Runtime) -> None:
     assert await _in_flight_after(runtime, {}) == SHARES.unproven_in_flight
 
 
 async def test_one_success_gives_a_webhook_its_full_share(runtime: Runtime) -> None:
-    got = await _in_flight_after(runtime, {1: 204})
+    got = await _in_flight_after(runtime, {1: OK})
 
     assert got == 1 + SHARES.per_webhook_in_flight
 
 
-async def test_a_failure_after_a_success_takes_the_webhook_back_to_the_unproven_share(
+async def test_a_prompt_error_answer_gives_a_webhook_its_full_share_too(runtime: Runtime) -> None:
+    # An error frees its slot as soon as a success would: the first answer proves the webhook,
+    # and the slot of the third request goes to its retry (due at once) within the full share.
+    got = await _in_flight_after(runtime, {1: OK, 3: ERROR})
+
+    assert got == 2 + SHARES.per_webhook_in_flight
+
+
+async def test_an_attempt_without_an_answer_takes_the_webhook_back_to_the_unproven_share(
     runtime: Runtime,
 ) -> None:
-    # The first answer proves the webhook and lets a full share out at once; the third request
-    # fails, and its retry (due at once) would take the freed slot if the share stayed full.
-    got = await _in_flight_after(runtime, {1: 204, 3: 500})
+    # The third request's connection is dropped; its retry would take the freed slot if the
+    # share stayed full.
+    got = await _in_flight_after(runtime, {1: OK, 3: NO_ANSWER})
 
     assert got == 1 + SHARES.per_webhook_in_flight
+
+
+async def test_an_answer_slower_than_half_the_timeout_proves_nothing(runtime: Runtime) -> None:
+    # Held to the edge of the timeout, a success frees its slot for one more request, which
+    # the unproven share allows, and no more.
+    slow = Answer(204, after_seconds=DELIVERY_TIMEOUT_SECONDS / 2 + 0.3)
+
+    got = await _in_flight_after(runtime, {1: slow})
+
+    assert got == 1 + SHARES.unproven_in_flight
 
 
 async def test_a_lone_proven_webhook_borrows_the_idle_slots_but_those_kept_free(
     runtime: Runtime,
 ) -> None:
     # Its twelve held attempts leave four slots, which the quiet webhook's event then takes.
-    got = await _in_flight_after(runtime, {1: 204}, LENDING)
+    got = await _in_flight_after(runtime, {1: OK}, LENDING)
 
     assert got == 1 + LENDING.alone_in_flight
 
 
 async def test_a_lone_webhook_not_proven_borrows_nothing(runtime: Runtime) -> None:
     assert await _in_flight_after(runtime, {}, LENDING) == LENDING.unproven_in_flight
+
+
+async def test_a_lone_webhook_answering_with_errors_borrows_nothing(runtime: Runtime) -> None:
+    # Its first answer, an error, gives it the full share; the retry takes the freed slot.
+    got = await _in_flight_after(runtime, {1: ERROR}, LENDING)
+
+    assert got == 1 + LENDING.per_webhook_in_flight
+
+
+# A pool of 4 that a hanging webhook fills alone; its attempts stall after 0.3 s.
+STALLING = WorkerConfig(
+    poll_interval_seconds=0.2,
+    max_in_flight=4,
+    per_webhook_in_flight=4,
+    unproven_in_flight=4,
+    stalled_after_seconds=0.3,
+    stalled_in_flight=4,
+)
+
+
+async def test_attempts_that_stall_give_their_slots_to_other_webhooks(runtime: Runtime) -> None:
+    release = asyncio.Event()
+    async with (
+        running_receiver(_holding(release, {})) as hanging_receiver,
+        running_receiver() as quiet_receiver,
+    ):
+        hanging = await subscribe(runtime, hanging_receiver.url, export_id="HANGING")
+        quiet = await subscribe(runtime, quiet_receiver.url, export_id="QUIET")
+        await _publish_many(runtime, hanging.integration_id, SHARE_EVENTS)
+        async with running_worker(runtime, STALLING) as worker:
+
+            async def pool_full() -> bool:
+                return len(hanging_receiver.received) == STALLING.max_in_flight
+
+            await eventually(pool_full, "the hanging webhook holds the whole pool")
+            await _after_one_more_claim(runtime, worker, quiet, quiet_receiver)
+            # Delivered while every attempt of the hanging webhook is still held: none has
+            # ended (they would end only at the timeout, 6 s, and be recorded).
+            assert await _attempts_recorded(runtime) == 0
+            assert len(hanging_receiver.received) == STALLING.max_in_flight
+            release.set()
+
+
+async def test_stalled_attempts_set_aside_are_bounded(runtime: Runtime) -> None:
+    config = replace(STALLING, stalled_in_flight=2)
+    release = asyncio.Event()
+    async with (
+        running_receiver(_holding(release, {})) as first_receiver,
+        running_receiver(_holding(release, {})) as second_receiver,
+    ):
+        first = await subscribe(runtime, first_receiver.url, export_id="FIRST")
+        await _publish_many(runtime, first.integration_id, SHARE_EVENTS)
+        async with running_worker(runtime, config) as worker:
+
+            async def first_holds_the_pool() -> bool:
+                return len(first_receiver.received) == config.max_in_flight
+
+            await eventually(first_holds_the_pool, "the first webhook holds the whole pool")
+            second = await subscribe(runtime, second_receiver.url, export_id="SECOND")
+            await _publish_many(runtime, second.integration_id, SHARE_EVENTS)
+            worker.wake()
+
+            async def second_got_the_set_aside_slots() -> bool:
+                return len(second_receiver.received) == config.stalled_in_flight
+
+            await eventually(second_got_the_set_aside_slots, "two slots set aside for stalls")
+            # Its own attempts stall too, but no more are set aside: it gets nothing more
+            # over several stall periods and idle waits.
+            await asyncio.sleep(5 * config.stalled_after_seconds)
+            assert len(second_receiver.received) == config.stalled_in_flight
+            assert len(first_receiver.received) == config.max_in_flight
+            # Nor were more claimed to wait for a connection.
+            assert await _leased(runtime, second.webhook_id) == config.stalled_in_flight
+            release.set()

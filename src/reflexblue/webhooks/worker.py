@@ -9,8 +9,10 @@ least once; the `webhook-id` header lets receivers drop repeats.
 import asyncio
 import contextlib
 import heapq
+import itertools
 import json
 import logging
+import math
 import signal
 import time
 from collections import Counter
@@ -72,7 +74,7 @@ RETRIES_TRACKED_MAX = 100_000
 # Integrations whose opened signing secrets a worker keeps.
 SIGNING_SECRETS_KEPT = 10_000
 # Webhooks a worker remembers as proven (see WorkerConfig); beyond this it starts afresh and
-# each webhook proves itself again with one success.
+# each webhook proves itself again with one answer.
 PROVEN_WEBHOOKS_KEPT = 100_000
 
 
@@ -81,14 +83,24 @@ class WorkerConfig:
     batch_size: int = 50
     max_in_flight: int = 64
     per_webhook_in_flight: int = 16
-    # The share of a webhook not proven: one this worker has not yet seen answer with success,
-    # or saw fail since. A receiver that hangs or trickles then holds this many slots for the
-    # whole timeout rather than a full share; one success gives the webhook its full share.
+    # The share of a webhook not proven: one this worker has not yet seen answer promptly
+    # (with any HTTP status, within half the delivery timeout), or whose latest attempt did
+    # not (a timeout, a connection reset, something that is not HTTP, a body that trickled).
+    # A receiver that hangs or trickles then holds this many slots for the whole timeout
+    # rather than a full share; one prompt answer, even an error, which frees its slot as
+    # soon as a success would, gives the webhook its full share.
     unproven_in_flight: int = 4
-    # The share of a proven webhook while no other webhook has deliveries due: the idle slots
-    # are lent to its backlog, all but the max_in_flight less this, which stay free so that a
-    # newcomer's delivery goes out at once. Several such webhooks split it.
+    # The share of a webhook whose latest attempt succeeded, while no other webhook has
+    # deliveries due: the idle slots are lent to its backlog, all but the max_in_flight less
+    # this, which stay free so that a newcomer's delivery goes out at once. Several such
+    # webhooks split it.
     alone_in_flight: int = 48
+    # An attempt in flight for longer than this is stalled: its webhook's share still counts
+    # it, but max_in_flight no longer does, so that receivers that hang or trickle do not take
+    # the pool from the others. At most stalled_in_flight attempts are set aside so; past
+    # that, stalled ones count against max_in_flight again, which bounds the connections.
+    stalled_after_seconds: float = 1.0
+    stalled_in_flight: int = 64
     poll_interval_seconds: float = 1.0
     ack_batch_size: int = 50
     # At most this long an outcome waits for others to share its write (see _record_outcomes).
@@ -124,10 +136,12 @@ class Outcome:
 
 @dataclass
 class _Flight:
-    """Attempts under way: how many per webhook, and the claim behind each task."""
+    """Attempts under way: how many per webhook, the claim behind each task, and when each
+    started (`time.monotonic`), oldest first."""
 
     per_webhook: Counter[str] = field(default_factory=Counter)
     tasks: dict[asyncio.Task[None], ClaimedDelivery] = field(default_factory=dict)
+    started: dict[asyncio.Task[None], float] = field(default_factory=dict)
 
 
 class DeliveryWorker:
@@ -159,10 +173,12 @@ class DeliveryWorker:
         self._due_left = False
         # Webhooks this worker saw fail and not yet succeed since.
         self._failing: set[str] = set()
-        # Webhooks whose latest attempt by this worker succeeded: they get the full share.
-        self._proven: set[str] = set()
-        # Shares above the full one, lent to proven webhooks with a backlog while nobody else
-        # has deliveries due; taken back on news, or after a poll interval to look again.
+        # Webhooks whose latest attempt by this worker got a prompt HTTP answer, and whether
+        # that was a success: they get the full share, those that succeeded may borrow slots.
+        self._proven: dict[str, bool] = {}
+        self._prompt_within_ms = self._settings.delivery_timeout * 1000 / 2
+        # Shares above the full one, lent to webhooks that succeed and have a backlog while
+        # nobody else has deliveries due; taken back on news, or after a poll interval.
         self._lent: dict[str, int] = {}
         self._lent_until = 0.0
         # Cleared while outcomes cannot be written (a database away, a full disk). Claiming
@@ -185,7 +201,7 @@ class DeliveryWorker:
         sender = Sender(
             timeout_seconds=self._settings.delivery_timeout,
             allowed=allowed,
-            pool_size=self._config.max_in_flight,
+            pool_size=self._config.max_in_flight + self._config.stalled_in_flight,
         )
         listener = _PostgresListener(self._settings.database_url, self.wake)
         async with sender:
@@ -230,10 +246,12 @@ class DeliveryWorker:
         self._flight.per_webhook[claim.webhook_id] += 1
         task = asyncio.create_task(self._attempt(claim, sender))
         self._flight.tasks[task] = claim
+        self._flight.started[task] = time.monotonic()
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         webhook_id = self._flight.tasks.pop(task).webhook_id
+        del self._flight.started[task]
         self._flight.per_webhook[webhook_id] -= 1
         if self._flight.per_webhook[webhook_id] <= 0:
             del self._flight.per_webhook[webhook_id]
@@ -251,28 +269,52 @@ class DeliveryWorker:
         }
         result = await sender.send(claim.url, headers, claim.body)
         # Before the slot frees, so that the claim it lets in already sees the webhook's share.
-        self._note_proof(claim.webhook_id, result.succeeded)
+        self._note_proof(claim.webhook_id, result)
         self._outcomes.put_nowait(Outcome(claim, attempted_at, result))
         # Less one: the recorder holds the first outcome of the batch it waits to fill.
         if self._outcomes.qsize() >= self._config.ack_batch_size - 1:
             self._outcomes_batched.set()
 
-    def _note_proof(self, webhook_id: str, succeeded: bool) -> None:
-        if not succeeded:
-            self._proven.discard(webhook_id)
+    def _note_proof(self, webhook_id: str, result: AttemptResult) -> None:
+        if result.response_status is None or result.duration_ms >= self._prompt_within_ms:
+            self._proven.pop(webhook_id, None)
             return
-        if len(self._proven) >= PROVEN_WEBHOOKS_KEPT:
+        if len(self._proven) >= PROVEN_WEBHOOKS_KEPT and webhook_id not in self._proven:
             self._proven.clear()
-        self._proven.add(webhook_id)
+        self._proven[webhook_id] = result.succeeded
 
     def _share_of(self, webhook_id: str) -> int:
         """How many attempts to this webhook may be in flight at once."""
-        if webhook_id in self._proven:
+        succeeding = self._proven.get(webhook_id)
+        if succeeding is None:
+            return min(self._config.unproven_in_flight, self._config.per_webhook_in_flight)
+        if succeeding:
             return self._lent.get(webhook_id, self._config.per_webhook_in_flight)
-        return min(self._config.unproven_in_flight, self._config.per_webhook_in_flight)
+        return self._config.per_webhook_in_flight
 
     def _free_slots(self) -> int:
-        return self._config.max_in_flight - len(self._flight.tasks)
+        return self._config.max_in_flight - len(self._flight.tasks) + self._stalled()
+
+    def _stalled(self) -> int:
+        """Attempts in flight for longer than `stalled_after_seconds`, up to
+        `stalled_in_flight`: the oldest, at the front of the start times."""
+        cutoff = time.monotonic() - self._config.stalled_after_seconds
+        count = 0
+        for started in self._flight.started.values():
+            if started > cutoff or count >= self._config.stalled_in_flight:
+                break
+            count += 1
+        return count
+
+    def _seconds_until_a_stall(self) -> float:
+        """When the oldest attempt not yet stalled will be, if one more may be."""
+        stalled = self._stalled()
+        if stalled >= self._config.stalled_in_flight:
+            return math.inf
+        started = next(itertools.islice(self._flight.started.values(), stalled, None), None)
+        if started is None:
+            return math.inf
+        return started + self._config.stalled_after_seconds - time.monotonic()
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until woken, a slot frees, or the next delivery falls due.
@@ -284,6 +326,8 @@ class DeliveryWorker:
         if self._free_slots() > 0 and not self._due_left:
             with contextlib.suppress(DBAPIError):
                 timeout = min(timeout, await self._seconds_until_next_due())
+        elif self._free_slots() == 0:  # a stall frees a slot too
+            timeout = min(timeout, self._seconds_until_a_stall())
         waiters = [
             asyncio.create_task(self._doorbell.wait()),
             asyncio.create_task(self._slot_freed.wait()),
@@ -401,10 +445,10 @@ class DeliveryWorker:
         self, backlog: list[DueDelivery], wanted: int, in_flight: Counter[str]
     ) -> list[str]:
         """Picks from the backlog of webhooks at their share, when nobody else has a delivery
-        due: the proven ones among them split `alone_in_flight` while that is more than a
-        full share. A webhook not proven borrows nothing, since it may hold what it gets for
-        the whole timeout."""
-        backlogged = {row.webhook_id for row in backlog if row.webhook_id in self._proven}
+        due: those whose latest attempt succeeded split `alone_in_flight` while that is more
+        than a full share. A webhook not proven borrows nothing, since it may hold what it gets
+        for the whole timeout, and nor does one that answers with errors."""
+        backlogged = {row.webhook_id for row in backlog if self._proven.get(row.webhook_id)}
         if not backlogged:
             return []
         share = self._config.alone_in_flight // len(backlogged)
