@@ -1,16 +1,18 @@
 """API keys: the credentials an external system uses to call the External API as its
 integration. A key is shown once; only its SHA-256 is kept."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reflexblue.audit.service import Actor, record
+from reflexblue.core.credential_cache import CredentialCache, Watched
 from reflexblue.core.crypto import hash_token, new_token
-from reflexblue.core.database import utcnow
+from reflexblue.core.database import transaction, utcnow
 from reflexblue.core.errors import FieldError, NotFound, Unauthenticated, ValidationFailed
 from reflexblue.core.validation import Timestamp, text_rule, unstorable
 from reflexblue.integrations.models import ApiKey, Integration
@@ -21,6 +23,9 @@ API_KEY_NAME_MAX_LENGTH = 100
 # Writing last_used_at on every request would turn every read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 _REFUSED = "The API key is unknown, revoked or expired."
+# How long this process trusts a key it verified without looking it up again, as it does a
+# Management API token: a change made here is seen at once, one made elsewhere after this.
+KEY_TRUST_SECONDS = 5.0
 
 ApiKeyName = Annotated[
     str,
@@ -144,6 +149,52 @@ async def authenticate_api_key(session: AsyncSession, key: str) -> tuple[Integra
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
         row.last_used_at = now
     return integration, row
+
+
+@dataclass(frozen=True)
+class VerifiedKey:
+    """What a request needs of the key it came with, and of the key's integration."""
+
+    integration_id: str
+    export_id: str
+    key_id: str
+    key_name: str
+    expires_at: datetime | None
+
+
+verified_keys: CredentialCache[VerifiedKey] = CredentialCache(KEY_TRUST_SECONDS)
+
+
+def known_api_key(key_hash: str) -> VerifiedKey | None:
+    """A key this process verified in the last few seconds and that has not expired since;
+    None when it must be looked up."""
+    known = verified_keys.get(key_hash)
+    if known is None or (known.expires_at is not None and known.expires_at <= utcnow()):
+        return None
+    return known
+
+
+async def verify_api_key(sessions: async_sessionmaker[AsyncSession], key: str) -> VerifiedKey:
+    """Look a key up (`authenticate_api_key`, in a transaction of its own) and keep the
+    verdict for a few seconds. Its last use is written at most once a minute, on a lookup, so
+    `last_used_at` may lag by the cache's time as well."""
+    generation = verified_keys.generation()
+    async with transaction(sessions) as session:
+        integration, row = await authenticate_api_key(session, key)
+        verified = VerifiedKey(
+            integration.id, integration.export_id, row.id, row.name, row.expires_at
+        )
+        key_hash = row.key_hash
+    verified_keys.put(key_hash, verified, generation, depends_on=[integration.id])
+    return verified
+
+
+# What a verified key rests on: the key's revocation, expiry, owner and name, and its
+# integration's existence and Export ID (deleting the integration deletes its keys).
+verified_keys.forget_on_change(
+    Watched(ApiKey, "key_hash", trusted=("revoked_at", "expires_at", "integration_id", "name")),
+    Watched(Integration, "id", trusted=("export_id",)),
+)
 
 
 def _iso(row: ApiKey) -> str | None:
