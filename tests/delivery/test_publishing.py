@@ -320,7 +320,13 @@ async def _until_second_writer_waits(runtime: Runtime) -> None:
     )
     async with runtime.engine.connect() as connection:
         # Another connection's state: there is no event to await, only a row to look for.
-        while not await connection.scalar(waiting_for_lock):  # noqa: ASYNC110
+        while True:
+            waiting = await connection.scalar(waiting_for_lock)
+            # PostgreSQL reads pg_stat_activity once per transaction and keeps that view to
+            # its end: a look before the second writer waited would otherwise be the last.
+            await connection.rollback()
+            if waiting:
+                return
             await asyncio.sleep(0.01)
 
 
